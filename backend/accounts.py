@@ -1,0 +1,65 @@
+"""Accounts: signing up, and finding the account behind an API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend import ids, security
+from backend.context import Context
+from backend.store import accounts as accounts_store
+from backend.store.accounts import AccountRecord
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """A freshly created account with the only copy of its API key genhook will ever have."""
+
+    account: AccountRecord
+    api_key: str
+
+
+def create_account(ctx: Context, email: str, *, credits: int | None = None) -> NewAccount:
+    """Create an account with an API key, a signing secret and its starting credits.
+
+    Raises ``Conflict`` when the email is taken.
+    """
+    api_key = security.new_api_key()
+    with ctx.store.begin() as conn:
+        account = accounts_store.create_account(
+            conn,
+            account_id=ids.account_id(),
+            email=email.lower(),
+            credits=ctx.settings.signup_credits if credits is None else credits,
+            signing_secret=security.new_signing_secret(),
+            api_key_hash=security.hash_api_key(api_key),
+            api_key_prefix=api_key[:10],
+        )
+    return NewAccount(account, api_key)
+
+
+def issue_api_key(ctx: Context, account_id: str) -> str:
+    """A new API key for an existing account (the old ones stay valid)."""
+    api_key = security.new_api_key()
+    with ctx.store.begin() as conn:
+        accounts_store.add_api_key(
+            conn,
+            account_id=account_id,
+            key_hash=security.hash_api_key(api_key),
+            key_prefix=api_key[:10],
+        )
+    return api_key
+
+
+def authenticate(ctx: Context, api_key: str) -> str | None:
+    """The id of the account owning ``api_key``, or ``None``."""
+    key_hash = security.hash_api_key(api_key)
+    with ctx.store.begin() as conn:
+        found = accounts_store.find_key(conn, key_hash)
+    if found is None or not security.api_key_matches(api_key, found[1]):
+        return None
+    return found[0]
+
+
+def get_account(ctx: Context, account_id: str) -> AccountRecord | None:
+    with ctx.store.begin() as conn:
+        return accounts_store.get_account(conn, account_id)

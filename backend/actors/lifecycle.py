@@ -1,0 +1,29 @@
+"""The actors: thin shells that hand each message to its step in ``backend.jobs``.
+
+Their names and queues are the contract ``backend/queue.py`` sends to.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from backend import queue
+from backend.context import get_context
+from backend.jobs.deliver import deliver
+from backend.jobs.poll import poll
+from backend.jobs.submit import submit
+
+
+@dramatiq.actor(actor_name=queue.SUBMIT_JOB, queue_name=queue.JOBS_QUEUE)
+def submit_job(job_id: str) -> None:
+    submit(get_context(), job_id)
+
+
+@dramatiq.actor(actor_name=queue.POLL_JOB, queue_name=queue.JOBS_QUEUE)
+def poll_job(job_id: str, poll_token: str) -> None:
+    poll(get_context(), job_id, poll_token)
+
+
+@dramatiq.actor(actor_name=queue.DELIVER_WEBHOOK, queue_name=queue.WEBHOOKS_QUEUE)
+def deliver_webhook(delivery_id: str) -> None:
+    deliver(get_context(), delivery_id)

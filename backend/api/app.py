@@ -1,0 +1,64 @@
+"""The Falcon application: routes, authentication and error handling, wired to a Context."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import falcon
+
+from backend.api import errors
+from backend.api.auth import BearerAuth
+from backend.api.openapi import build_document
+from backend.api.resources.accounts import AccountResource, SignupResource
+from backend.api.resources.catalog import ModelsResource
+from backend.api.resources.generations import GenerationResource, GenerationsResource
+from backend.api.resources.health import HealthResource, ReadyResource
+from backend.context import Context
+
+
+def genhook_version() -> str:
+    try:
+        return version("genhook")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def routes(ctx: Context) -> list[tuple[str, Any, str]]:
+    """(path, resource, responder suffix) for every endpoint; the OpenAPI document is
+    generated from this same list."""
+    return [
+        ("/healthz", HealthResource(), ""),
+        ("/readyz", ReadyResource(ctx), ""),
+        ("/v1/signup", SignupResource(ctx), ""),
+        ("/v1/account", AccountResource(ctx), ""),
+        ("/v1/models", ModelsResource(), ""),
+        ("/v1/video/generations", GenerationsResource(ctx), ""),
+        ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),
+    ]
+
+
+class OpenAPIResource:
+    public = True
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.body = json.dumps(document)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.text = self.body
+
+
+def openapi_document(ctx: Context) -> dict[str, Any]:
+    return build_document(routes(ctx), title="genhook API", version=genhook_version())
+
+
+def create_app(ctx: Context) -> falcon.App:
+    app = falcon.App(middleware=[BearerAuth(ctx)])
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+    table = routes(ctx)
+    for path, resource, suffix in table:
+        app.add_route(path, resource, suffix=suffix or None)
+    app.add_route("/openapi.json", OpenAPIResource(openapi_document(ctx)))
+    return app

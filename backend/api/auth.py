@@ -1,0 +1,32 @@
+"""Bearer-key authentication for every resource that does not declare itself public."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from backend.accounts import authenticate
+from backend.context import Context
+from backend.errors import Unauthorized
+
+
+class BearerAuth:
+    """Falcon middleware: sets ``req.context.account_id`` or answers 401."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        if resource is None or getattr(resource, "public", False):
+            return
+        header = req.get_header("Authorization") or ""
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
+        account_id = authenticate(self.ctx, key.strip())
+        if account_id is None:
+            raise Unauthorized("the API key is not valid")
+        req.context.account_id = account_id

@@ -1,0 +1,58 @@
+"""Turning request bodies and query strings into validated pydantic models.
+
+Every failure becomes a ``ClientError`` naming the offending field, so a bad request is
+always a 4xx problem and never reaches the domain code half-parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import falcon
+from pydantic import BaseModel, ValidationError
+
+from backend.errors import FieldError, MalformedBody, PayloadTooLarge, ValidationFailed
+
+Model = TypeVar("Model", bound=BaseModel)
+
+#: Largest JSON body the API reads.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def parse_body(req: falcon.Request, model: type[Model]) -> Model:
+    if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return validate(model, data)
+
+
+def parse_query(req: falcon.Request, model: type[Model]) -> Model:
+    return validate(model, dict(req.params))
+
+
+def validate(model: type[Model], data: dict[str, Any]) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [_field_error(e) for e in exc.errors()]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        raise ValidationFailed(detail, errors=errors) from None
+
+
+def _field_error(error: Any) -> FieldError:
+    field = ".".join(str(part) for part in error["loc"]) or "body"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "extra_forbidden":
+        message = "is not a known field"
+    return FieldError(field, message)

@@ -1,0 +1,84 @@
+"""The one place where errors become HTTP answers: RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from backend.errors import ClientError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:genhook:problem:{slug}"
+
+
+def _write(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.content_type = PROBLEM_JSON
+    resp.text = json.dumps(body)
+
+
+def handle_client_error(
+    req: falcon.Request, resp: falcon.Response, exc: ClientError, params: dict[str, Any]
+) -> None:
+    body = {
+        "type": problem_type(exc.slug),
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "instance": req.path,
+        "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
+    }
+    if exc.status == 401:
+        resp.set_header("WWW-Authenticate", 'Bearer realm="genhook"')
+    _write(resp, exc.status, body)
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+) -> None:
+    if isinstance(exc, falcon.HTTPError):  # Falcon's own (404 route, 405...): keep them
+        raise exc
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    _write(
+        resp,
+        500,
+        {
+            "type": problem_type("internal-error"),
+            "title": "Internal server error",
+            "status": 500,
+            "detail": "genhook hit an unexpected error; it has been logged.",
+            "instance": req.path,
+            "errors": [],
+        },
+    )
+
+
+def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Falcon's own errors (unknown route, wrong method...) as problem details too."""
+    slug = (exc.title or "error").lower().replace(" ", "-")
+    _write(
+        resp,
+        exc.status_code,
+        {
+            "type": problem_type(slug),
+            "title": exc.title or "Error",
+            "status": exc.status_code,
+            "detail": exc.description or exc.title or "",
+            "instance": req.path,
+            "errors": [],
+        },
+    )
+
+
+def install(app: falcon.App) -> None:
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(ClientError, handle_client_error)
+    app.set_error_serializer(serialize_http_error)

@@ -1,0 +1,141 @@
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic models.
+
+Responders declare what they accept and answer with :func:`operation`; this module walks
+the routes and asks pydantic for the JSON Schemas. Nothing here is written by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from backend.schemas.common import Problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+_ERROR_TEXT = {
+    400: "Malformed request",
+    401: "Missing or invalid API key",
+    402: "Not enough credits",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation failed; `errors` names each field",
+    503: "Not ready",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    request: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    headers: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def operation(**kwargs: Any) -> Callable[[F], F]:
+    """Attach an :class:`Operation` to a responder (``on_get`` etc.)."""
+
+    def attach(func: F) -> F:
+        func.__genhook_operation__ = Operation(**kwargs)  # type: ignore[attr-defined]
+        return func
+
+    return attach
+
+
+def build_document(
+    routes: Iterable[tuple[str, Any, str]], *, title: str, version: str
+) -> dict[str, Any]:
+    """``routes`` holds (path template, resource, responder suffix) triples."""
+    paths: dict[str, dict[str, Any]] = {}
+    ops: list[tuple[str, str, Operation, bool]] = []
+    for path, resource, suffix in routes:
+        for method in _HTTP_METHODS:
+            responder = getattr(resource, f"on_{method}{suffix}", None)
+            op = getattr(responder, "__genhook_operation__", None)
+            if op is not None:
+                ops.append((path, method, op, getattr(resource, "public", False)))
+
+    models: set[type[BaseModel]] = {Problem}
+    for _, _, op, _ in ops:
+        models.update(m for m in (op.request, *op.responses.values()) if m is not None)
+    _, schema = models_json_schema(
+        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = schema.get("$defs", {})
+    for path, method, op, public in ops:
+        paths.setdefault(path, {})[method] = _operation_object(path, method, op, public)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation_object(path: str, method: str, op: Operation, public: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": list(op.tags),
+        "parameters": [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_params(path)
+        ],
+        "responses": {},
+    }
+    if op.description:
+        result["description"] = op.description
+    if public:
+        result["security"] = []
+    if op.query is not None:
+        for name, prop in op.query.model_json_schema()["properties"].items():
+            result["parameters"].append(
+                {"name": name, "in": "query", "required": False, "schema": prop}
+            )
+    if op.request is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.request)}},
+        }
+    for status, model in op.responses.items():
+        response: dict[str, Any] = {"description": model.__name__ if model else "No content"}
+        if model is not None:
+            response["content"] = {"application/json": {"schema": _ref(model)}}
+        if status in op.headers:
+            response["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in op.headers[status].items()
+            }
+        result["responses"][str(status)] = response
+    errors = set(op.errors) | ({401} if not public else set())
+    for status in sorted(errors):
+        result["responses"][str(status)] = {
+            "description": _ERROR_TEXT.get(status, "Error"),
+            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        }
+    return result
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

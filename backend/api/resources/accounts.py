@@ -1,0 +1,65 @@
+"""``/v1/signup`` and ``/v1/account``."""
+
+from __future__ import annotations
+
+import falcon
+
+from backend.accounts import create_account, get_account
+from backend.api.body import parse_body
+from backend.api.openapi import operation
+from backend.context import Context
+from backend.errors import Forbidden, NotFound
+from backend.schemas.accounts import Account, SignupRequest, SignupResponse
+
+
+class SignupResource:
+    public = True
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="signUp",
+        summary="Create an account",
+        description="Returns the API key (shown once) and the webhook signing secret.",
+        tags=("accounts",),
+        request=SignupRequest,
+        responses={201: SignupResponse},
+        errors=(400, 403, 409, 422),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.ctx.settings.signup_enabled:
+            raise Forbidden("signup is turned off on this server; ask its operator for a key")
+        request = parse_body(req, SignupRequest)
+        new = create_account(self.ctx, request.email)
+        resp.status = falcon.HTTP_201
+        resp.text = SignupResponse(
+            id=new.account.id,
+            email=new.account.email,
+            credits=new.account.credits,
+            api_key=new.api_key,
+            signing_secret=new.account.signing_secret,
+            created_at=new.account.created_at,
+        ).model_dump_json()
+
+
+class AccountResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="getAccount",
+        summary="The calling account and its credit balance",
+        tags=("accounts",),
+        responses={200: Account},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        account = get_account(self.ctx, req.context.account_id)
+        if account is None:
+            raise NotFound("account not found")
+        resp.text = Account(
+            id=account.id,
+            email=account.email,
+            credits=account.credits,
+            created_at=account.created_at,
+        ).model_dump_json()

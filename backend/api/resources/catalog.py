@@ -1,0 +1,34 @@
+"""``/v1/models``: the catalog and its prices."""
+
+from __future__ import annotations
+
+import falcon
+
+from backend.api.openapi import operation
+from backend.catalog import MODELS
+from backend.schemas.models import CatalogEntry, CatalogList
+
+
+class ModelsResource:
+    public = True
+
+    @operation(
+        operation_id="listModels",
+        summary="Models and their credit prices",
+        tags=("models",),
+        responses={200: CatalogList},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.text = CatalogList(
+            data=[
+                CatalogEntry(
+                    id=m.id,
+                    name=m.name,
+                    description=m.description,
+                    credits={f"{d}s": price for d, price in sorted(m.credits_by_duration.items())},
+                    aspect_ratios=list(m.aspect_ratios),
+                    typical_render_seconds=m.typical_render_seconds,
+                )
+                for m in MODELS.values()
+            ]
+        ).model_dump_json()

@@ -1,0 +1,76 @@
+"""``/v1/video/generations``: submit, read and list video generations."""
+
+from __future__ import annotations
+
+import falcon
+
+from backend.api.body import parse_body, parse_query
+from backend.api.openapi import operation
+from backend.context import Context
+from backend.errors import NotFound, ValidationFailed
+from backend.jobs.create import create_generation
+from backend.jobs.queries import find_generation, list_generations
+from backend.jobs.view import to_generation
+from backend.schemas.generations import (
+    Generation,
+    GenerationCreate,
+    GenerationList,
+    GenerationListQuery,
+)
+
+
+class GenerationsResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="createVideoGeneration",
+        summary="Submit a video generation",
+        description="Charges the model's price at once and answers 202; the signed result "
+        "is POSTed to `webhook_url` when the job ends. Poll the `Location` otherwise.",
+        tags=("generations",),
+        request=GenerationCreate,
+        responses={202: Generation},
+        headers={202: {"Location": "URL of the new generation"}},
+        errors=(400, 402, 413, 422),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = parse_body(req, GenerationCreate)
+        job = create_generation(self.ctx, req.context.account_id, request)
+        resp.status = falcon.HTTP_202
+        resp.location = f"/v1/video/generations/{job.id}"
+        resp.text = to_generation(job, self.ctx.now()).model_dump_json()
+
+    @operation(
+        operation_id="listVideoGenerations",
+        summary="List generations, newest first",
+        tags=("generations",),
+        query=GenerationListQuery,
+        responses={200: GenerationList},
+        errors=(422,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = parse_query(req, GenerationListQuery)
+        try:
+            page = list_generations(self.ctx, req.context.account_id, query)
+        except ValueError as exc:
+            raise ValidationFailed.for_field("cursor", str(exc)) from None
+        resp.text = page.model_dump_json()
+
+
+class GenerationResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="getVideoGeneration",
+        summary="Get one generation (served from the status cache)",
+        tags=("generations",),
+        responses={200: Generation},
+        errors=(404,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        generation = find_generation(self.ctx, req.context.account_id, job_id)
+        if generation is None:
+            raise NotFound(f"no generation {job_id!r} in this account")
+        resp.text = generation.model_dump_json()

@@ -1,0 +1,89 @@
+"""The wiring of one process: settings -> database, Redis, broker, providers, HTTP clients.
+
+Built once per process on first use (``get_context``); tests install their own with
+``use_context``. Everything that talks to the outside world hangs off this object, so
+domain functions take a ``Context`` and stay easy to follow and to test.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import dramatiq
+import httpx
+import redis
+
+from backend.providers.base import Provider
+from backend.providers.registry import PROVIDER_TIMEOUT, build_providers
+from backend.queue import Queue
+from backend.settings import Settings, get_settings
+from backend.status_cache import StatusCache
+from backend.store import Store
+from backend.store.types import utcnow
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    redis: redis.Redis
+    queue: Queue
+    cache: StatusCache
+    providers: dict[str, Provider]
+    #: Outbound webhook client: no redirects, no environment proxies.
+    webhook_client: httpx.Client = field(
+        default_factory=lambda: httpx.Client(follow_redirects=False, trust_env=False)
+    )
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    def close(self) -> None:
+        self.webhook_client.close()
+        self.store.dispose()
+
+
+def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> Context:
+    """Wire everything ``settings`` names; connections open lazily, on first use.
+
+    Without a Redis URL (a one-off command such as ``genhook accounts create``) the Redis
+    client points at the default local port and is simply never used.
+    """
+    from backend.actors.broker import build_broker
+
+    redis_url = settings.redis_url or DEFAULT_REDIS_URL
+    redis_client = redis.Redis.from_url(
+        redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+    )
+    provider_client = httpx.Client(timeout=PROVIDER_TIMEOUT, trust_env=False)
+    return Context(
+        settings=settings,
+        store=Store(settings.effective_database_url),
+        redis=redis_client,
+        queue=Queue(broker or build_broker(redis_url)),
+        cache=StatusCache(redis_client, terminal_ttl_seconds=settings.status_cache_ttl_seconds),
+        providers=build_providers(settings, provider_client),
+    )
+
+
+_lock = threading.Lock()
+_context: Context | None = None
+
+
+def get_context() -> Context:
+    global _context
+    with _lock:
+        if _context is None:
+            _context = build_context(get_settings())
+        return _context
+
+
+def use_context(context: Context | None) -> None:
+    """Install (or with ``None`` forget) the process-wide context; for tests and the CLI."""
+    global _context
+    with _lock:
+        _context = context

@@ -1,0 +1,1 @@
+"""A job's life, one module a step: create, submit, poll, finish, deliver, sweep."""

@@ -1,0 +1,85 @@
+"""The end of a job: record the result, refund a failure, and queue its webhook.
+
+The terminal state, the refund and the delivery row (an outbox) are written in one
+transaction, so a crash can never leave a failed job unrefunded or a result unannounced:
+the recovery sweep re-sends any delivery whose message was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from backend import ids
+from backend.context import Context
+from backend.jobs.credits import refund
+from backend.jobs.states import JobPhase, JobStatus
+from backend.jobs.view import webhook_event
+from backend.store import deliveries as deliveries_store
+from backend.store import jobs as jobs_store
+from backend.store.deliveries import DeliveryRecord
+from backend.store.jobs import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+def complete(ctx: Context, job_id: str, *, output_url: str) -> JobRecord | None:
+    """Mark the job completed; ``None`` if it had already ended."""
+    with ctx.store.begin() as conn:
+        job = jobs_store.transition(
+            conn,
+            job_id,
+            JobStatus.COMPLETED,
+            phase=JobPhase.FINISHING,
+            output_url=output_url,
+            eta_seconds=None,
+            poll_token=None,
+            next_poll_at=None,
+        )
+        delivery = _queue_delivery(conn, job) if job else None
+    _announce(ctx, job, delivery)
+    return job
+
+
+def fail(ctx: Context, job_id: str, *, code: str, message: str) -> JobRecord | None:
+    """Mark the job failed and refund it; ``None`` if it had already ended."""
+    with ctx.store.begin() as conn:
+        job = jobs_store.transition(
+            conn,
+            job_id,
+            JobStatus.FAILED,
+            error={"code": code, "message": message},
+            eta_seconds=None,
+            poll_token=None,
+            next_poll_at=None,
+        )
+        delivery = None
+        if job is not None:
+            refund(conn, job)
+            job = jobs_store.get_job(conn, job_id)
+            delivery = _queue_delivery(conn, job) if job else None
+    _announce(ctx, job, delivery)
+    return job
+
+
+def _queue_delivery(conn: sa.Connection, job: JobRecord) -> DeliveryRecord | None:
+    if not job.webhook_url:
+        return None
+    return deliveries_store.create_delivery(
+        conn,
+        delivery_id=ids.delivery_id(),
+        job_id=job.id,
+        account_id=job.account_id,
+        event=webhook_event(job.status),
+        url=job.webhook_url,
+    )
+
+
+def _announce(ctx: Context, job: JobRecord | None, delivery: DeliveryRecord | None) -> None:
+    if job is None:
+        return
+    log.info("job %s %s", job.id, job.status.value)
+    ctx.cache.put(job, ctx.now())
+    if delivery is not None:
+        ctx.queue.deliver_webhook(delivery.id)

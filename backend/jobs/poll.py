@@ -1,0 +1,105 @@
+"""Step 3: ask the provider where a render is, record the phase, and poll again later.
+
+Each job has exactly one live poll chain, identified by ``jobs.poll_token``: a poll
+message carrying another token is a leftover (a duplicate, or a chain the sweep replaced)
+and is dropped. Polls are Dramatiq delayed messages; no thread ever sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from backend.context import Context
+from backend.errors import ProviderRejected, ProviderTransient
+from backend.jobs import finish
+from backend.jobs.backoff import transient_delay_seconds
+from backend.jobs.states import JobStatus
+from backend.locks import job_lock
+from backend.providers.base import RenderState, RenderStatus
+from backend.store import jobs as jobs_store
+from backend.store.jobs import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+def poll(ctx: Context, job_id: str, poll_token: str) -> None:
+    with job_lock(ctx.redis, job_id) as mine:
+        if not mine:
+            return
+        with ctx.store.begin() as conn:
+            job = jobs_store.get_job(conn, job_id)
+        if job is None or job.status != JobStatus.PROCESSING or job.poll_token != poll_token:
+            return
+        assert job.provider_job_id is not None
+        try:
+            status = ctx.providers[job.provider].poll(job.provider_job_id)
+        except ProviderTransient as exc:
+            _tolerate(ctx, job, exc)
+            return
+        except ProviderRejected as exc:
+            finish.fail(ctx, job_id, code=exc.code, message=exc.message)
+            return
+        _apply(ctx, job, status)
+
+
+def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
+    if status.state == RenderState.SUCCEEDED:
+        assert status.output_url is not None
+        finish.complete(ctx, job.id, output_url=status.output_url)
+    elif status.state == RenderState.FAILED:
+        finish.fail(
+            ctx,
+            job.id,
+            code=status.error_code or "provider_failed",
+            message=status.error_message or "the provider reported a failure",
+        )
+    else:
+        _record_progress(ctx, job, status)
+
+
+def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
+    now = ctx.now()
+    interval = ctx.settings.poll_interval_seconds
+    with ctx.store.begin() as conn:
+        updated = jobs_store.transition(
+            conn,
+            job.id,
+            JobStatus.PROCESSING,
+            phase=status.phase,
+            eta_seconds=status.eta_seconds,
+            last_polled_at=now,
+            poll_failures=0,
+            next_poll_at=now + timedelta(seconds=interval),
+        )
+    if updated is None:
+        return
+    if updated.phase != job.phase:
+        log.info("job %s is %s", job.id, updated.phase.value)
+    ctx.cache.put(updated, now)
+    ctx.queue.poll_job(job.id, updated.poll_token or "", delay_seconds=interval)
+
+
+def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
+    """Ride out a provider hiccup with backoff; give up after too many in a row."""
+    failures = job.poll_failures + 1
+    if failures > ctx.settings.poll_max_transient_failures:
+        finish.fail(
+            ctx,
+            job.id,
+            code="provider_unavailable",
+            message=f"status polling failed {failures} times in a row; last: {exc.message}",
+        )
+        return
+    now = ctx.now()
+    delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, failures, exc)
+    with ctx.store.begin() as conn:
+        jobs_store.update_job(
+            conn,
+            job.id,
+            poll_failures=failures,
+            last_polled_at=now,
+            next_poll_at=now + timedelta(seconds=delay),
+        )
+    log.warning("job %s: poll failed (%s); attempt %d, next in %.1fs", job.id, exc, failures, delay)
+    ctx.queue.poll_job(job.id, job.poll_token or "", delay_seconds=delay)

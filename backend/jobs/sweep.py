@@ -1,0 +1,98 @@
+"""Step 5: the recovery sweeps that make "nothing lost" true.
+
+Messages live in Redis and Redis may lose them (a restart, a crash between a commit and an
+enqueue). The database knows what every job is waiting for, so a periodic sweep finds
+work that is overdue and enqueues it again; the steps themselves are idempotent, so a
+sweep that races a late message does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from backend.context import Context
+from backend.jobs import finish
+from backend.store import deliveries as deliveries_store
+from backend.store import jobs as jobs_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    resubmitted: int
+    repolled: int
+    expired: int
+    redelivered: int
+
+
+def run_sweeps(ctx: Context) -> SweepReport:
+    report = SweepReport(
+        expired=expire_overdue(ctx),
+        resubmitted=resubmit_stalled(ctx),
+        repolled=repoll_stalled(ctx),
+        redelivered=redeliver_stalled(ctx),
+    )
+    if any(vars(report).values()):
+        log.info("sweep: %s", report)
+    return report
+
+
+def expire_overdue(ctx: Context) -> int:
+    """Fail (and refund) jobs that outlived the maximum wait."""
+    timeout = ctx.settings.job_timeout_seconds
+    with ctx.store.begin() as conn:
+        ids = jobs_store.overdue_jobs(conn, ctx.now() - timedelta(seconds=timeout))
+    expired = 0
+    for job_id in ids:
+        message = f"the job did not finish within {timeout:g} seconds"
+        if finish.fail(ctx, job_id, code="timeout", message=message) is not None:
+            expired += 1
+    return expired
+
+
+def resubmit_stalled(ctx: Context) -> int:
+    with ctx.store.begin() as conn:
+        ids = jobs_store.stalled_pending(conn, _stall_cutoff(ctx))
+        for job_id in ids:  # touch them so the next sweep waits a full stall period again
+            jobs_store.update_job(conn, job_id, updated_at=ctx.now())
+    for job_id in ids:
+        ctx.queue.submit_job(job_id)
+    return len(ids)
+
+
+def repoll_stalled(ctx: Context) -> int:
+    """Start a fresh poll chain for jobs whose poll is overdue; the new token retires any
+    old chain that might still be alive."""
+    now = ctx.now()
+    restarted: list[tuple[str, str]] = []
+    with ctx.store.begin() as conn:
+        for job_id in jobs_store.stalled_polls(conn, _stall_cutoff(ctx)):
+            token = secrets.token_hex(8)
+            jobs_store.update_job(
+                conn,
+                job_id,
+                poll_token=token,
+                next_poll_at=now + timedelta(seconds=ctx.settings.poll_interval_seconds),
+            )
+            restarted.append((job_id, token))
+    for job_id, token in restarted:
+        ctx.queue.poll_job(job_id, token, delay_seconds=0)
+    return len(restarted)
+
+
+def redeliver_stalled(ctx: Context) -> int:
+    with ctx.store.begin() as conn:
+        ids = deliveries_store.stalled_deliveries(conn, _stall_cutoff(ctx))
+        for delivery_id in ids:
+            deliveries_store.touch(conn, delivery_id, ctx.now())
+    for delivery_id in ids:
+        ctx.queue.deliver_webhook(delivery_id)
+    return len(ids)
+
+
+def _stall_cutoff(ctx: Context) -> datetime:
+    return ctx.now() - timedelta(seconds=ctx.settings.sweep_stall_seconds)

@@ -1,0 +1,90 @@
+"""How a stored job is shown: the API's generation object and the webhook payload.
+
+Elapsed time and ETA move with the clock, so they are computed when a job is read,
+whether from the database or from the Redis status cache.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from backend.catalog import MODELS
+from backend.jobs.states import JobStatus
+from backend.schemas.generations import Generation, GenerationError, WebhookPayload
+from backend.store.jobs import JobRecord
+
+_DURATION_LABELS = {5: "5s", 10: "10s"}
+
+
+def to_generation(job: JobRecord, now: datetime) -> Generation:
+    generation = Generation(
+        id=job.id,
+        status=job.status,
+        phase=job.phase,
+        phase_label=job.phase.label,
+        model=job.model,
+        prompt=job.prompt,
+        duration=_DURATION_LABELS[job.duration_seconds],  # type: ignore[arg-type]
+        aspect_ratio=job.aspect_ratio,  # type: ignore[arg-type]
+        credits=job.credits_charged,
+        refunded=job.refunded_at is not None,
+        failover_used=job.failover_used,
+        webhook_url=job.webhook_url,
+        metadata=job.metadata,
+        output_url=job.output_url,
+        error=GenerationError(**job.error) if job.error else None,
+        elapsed_seconds=0.0,
+        eta_seconds=job.eta_seconds,
+        last_polled_at=job.last_polled_at,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+        status_chain=job.status_chain,  # type: ignore[arg-type]
+    )
+    return with_live_fields(generation, now)
+
+
+def with_live_fields(generation: Generation, now: datetime) -> Generation:
+    """Recompute ``elapsed_seconds`` and ``eta_seconds`` for the moment ``now``."""
+    end = generation.completed_at or now
+    elapsed = max(0.0, (end - generation.created_at).total_seconds())
+    eta: float | None
+    if generation.status.is_terminal:
+        eta = None
+    elif generation.eta_seconds is not None:
+        # The provider's estimate was given at the last poll; count down from there.
+        since = generation.last_polled_at or generation.updated_at
+        eta = max(0.0, generation.eta_seconds - (now - since).total_seconds())
+    else:
+        typical = MODELS[generation.model].typical_render_seconds
+        eta = max(0.0, typical - elapsed)
+    return generation.model_copy(
+        update={"elapsed_seconds": round(elapsed, 3), "eta_seconds": _round(eta)}
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def to_webhook_payload(job: JobRecord) -> WebhookPayload:
+    end = job.completed_at or job.updated_at
+    return WebhookPayload(
+        id=job.id,
+        status=job.status,
+        model=job.model,
+        prompt=job.prompt,
+        output_url=job.output_url,
+        credits=job.credits_charged,
+        failover_used=job.failover_used,
+        metadata=job.metadata,
+        created_at=job.created_at,
+        completed_at=job.completed_at,
+        elapsed_seconds=round((end - job.created_at).total_seconds(), 3),
+        error=GenerationError(**job.error) if job.error else None,
+        status_chain=job.status_chain,  # type: ignore[arg-type]
+    )
+
+
+def webhook_event(status: JobStatus) -> str:
+    return f"video.generation.{status.value}"

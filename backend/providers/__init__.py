@@ -1,0 +1,1 @@
+"""Video providers behind one small interface; see ``base.py``."""

@@ -1,0 +1,54 @@
+"""Enqueue job-lifecycle messages by actor name.
+
+Domain code and the API enqueue through this module, so they never import the actors
+(which would import the domain code back). Names here must match ``backend/actors``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+import redis
+
+log = logging.getLogger(__name__)
+
+#: Queues: rendering work and webhook delivery never wait behind each other.
+JOBS_QUEUE = "jobs"
+WEBHOOKS_QUEUE = "webhooks"
+
+SUBMIT_JOB = "submit_job"
+POLL_JOB = "poll_job"
+DELIVER_WEBHOOK = "deliver_webhook"
+
+
+class Queue:
+    """Sends lifecycle messages through a Dramatiq broker."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def submit_job(self, job_id: str, *, delay_seconds: float = 0) -> bool:
+        return self._send(JOBS_QUEUE, SUBMIT_JOB, (job_id,), delay_seconds)
+
+    def poll_job(self, job_id: str, poll_token: str, *, delay_seconds: float) -> bool:
+        return self._send(JOBS_QUEUE, POLL_JOB, (job_id, poll_token), delay_seconds)
+
+    def deliver_webhook(self, delivery_id: str, *, delay_seconds: float = 0) -> bool:
+        return self._send(WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds)
+
+    def _send(
+        self, queue: str, actor: str, args: tuple[str, ...], delay_seconds: float = 0
+    ) -> bool:
+        """Enqueue; on a broker outage log and return ``False``: the database still holds
+        the work, and the recovery sweep re-enqueues it."""
+        message: dramatiq.Message = dramatiq.Message(
+            queue_name=queue, actor_name=actor, args=args, kwargs={}, options={}
+        )
+        delay_ms = int(delay_seconds * 1000) or None
+        try:
+            self.broker.enqueue(message, delay=delay_ms)
+        except (redis.RedisError, dramatiq.errors.ConnectionError) as exc:
+            log.warning("could not enqueue %s%s (%s); the sweep will retry", actor, args, exc)
+            return False
+        return True

@@ -1,0 +1,36 @@
+"""Every Redis key genhook writes, in one place.
+
+    genhook:job:{job_id}          string  JSON status-cache entry of one job
+                                          TTL: ACTIVE_JOB_TTL_SECONDS while the job runs,
+                                          settings.status_cache_ttl_seconds once it ended
+    genhook:lock:job:{job_id}     string  lock held while one worker advances that job
+                                          TTL: JOB_LOCK_TTL_SECONDS (expires if a worker dies)
+    genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
+                                          TTL: SWEEP_LOCK_TTL_SECONDS
+    dramatiq:*                            Dramatiq's own queues (namespace "dramatiq")
+
+The database is the truth; losing every one of these keys loses nothing but speed.
+"""
+
+from __future__ import annotations
+
+PREFIX = "genhook"
+
+#: Cache lifetime of a running job; every poll rewrites it, so it only expires if polling stops.
+ACTIVE_JOB_TTL_SECONDS = 300
+#: A job lock outlives no crashed worker by more than this.
+JOB_LOCK_TTL_SECONDS = 60
+#: A sweep that runs longer than this may be taken over by another scheduler.
+SWEEP_LOCK_TTL_SECONDS = 240
+
+
+def job_status(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_lock(job_id: str) -> str:
+    return f"{PREFIX}:lock:job:{job_id}"
+
+
+def sweep_lock(name: str) -> str:
+    return f"{PREFIX}:lock:sweep:{name}"

@@ -1,0 +1,166 @@
+"""Video generation requests, the generation object, and the webhook payload."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backend.catalog import ASPECT_RATIOS, DURATIONS, MODELS
+from backend.jobs.states import JobPhase, JobStatus
+
+MAX_PROMPT_CHARS = 4000
+MAX_WEBHOOK_URL_CHARS = 2048
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_BYTES = 4096
+
+Duration = Literal["5s", "10s"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+assert set(DURATIONS) == {"5s", "10s"} and set(ASPECT_RATIOS) == {"16:9", "9:16", "1:1"}
+
+
+class GenerationCreate(BaseModel):
+    """A request to render one video."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="A model id from `GET /v1/models`.", examples=["kling-v3"])
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    duration: Duration = "5s"
+    aspect_ratio: AspectRatio = "16:9"
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        description="Where the signed result is POSTed, exactly as given (query kept).",
+        examples=["https://your-app.example/webhooks/genhook"],
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Up to {MAX_METADATA_KEYS} string pairs ({MAX_METADATA_BYTES} bytes as "
+        "JSON), echoed in the webhook.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model; choose one of: {', '.join(sorted(MODELS))}")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        if not parts.hostname:
+            raise ValueError("must have a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
+        for key in value:
+            if not key or len(key) > MAX_METADATA_KEY_CHARS:
+                raise ValueError(f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+        if len(json.dumps(value).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"at most {MAX_METADATA_BYTES} bytes when encoded as JSON")
+        return value
+
+    @property
+    def duration_seconds(self) -> int:
+        return DURATIONS[self.duration]
+
+
+class GenerationError(BaseModel):
+    code: str = Field(examples=["provider_failed", "timeout"])
+    message: str
+
+
+class StatusChainEntry(BaseModel):
+    status: JobStatus
+    phase: JobPhase
+    at: datetime
+
+
+class Generation(BaseModel):
+    """A video generation job as the API shows it."""
+
+    object: Literal["video.generation"] = "video.generation"
+    id: str = Field(examples=["vgen_01jc0q7v6b3m9x2k4p8r5t1w"])
+    status: JobStatus
+    phase: JobPhase
+    phase_label: str = Field(description="Human label of the phase, e.g. `Rendering`.")
+    model: str
+    prompt: str
+    duration: Duration
+    aspect_ratio: AspectRatio
+    credits: int = Field(description="Credits charged for this job.")
+    refunded: bool
+    failover_used: bool
+    webhook_url: str | None
+    metadata: dict[str, str]
+    output_url: str | None
+    error: GenerationError | None
+    elapsed_seconds: float = Field(description="Seconds since creation (until completion).")
+    eta_seconds: float | None = Field(description="Estimated seconds until done, if running.")
+    last_polled_at: datetime | None = Field(description="Last time genhook asked the provider.")
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    status_chain: list[StatusChainEntry]
+
+
+class GenerationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Generation]
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+
+
+class GenerationListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: JobStatus | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class WebhookPayload(BaseModel):
+    """The JSON body POSTed to a webhook when a generation ends."""
+
+    id: str
+    object: Literal["video.generation"] = "video.generation"
+    status: JobStatus
+    model: str
+    prompt: str
+    output_url: str | None
+    credits: int
+    failover_used: bool
+    metadata: dict[str, str]
+    created_at: datetime
+    completed_at: datetime | None
+    elapsed_seconds: float
+    error: GenerationError | None = None
+    status_chain: list[StatusChainEntry]

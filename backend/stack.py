@@ -1,0 +1,121 @@
+"""``genhook up``: run the whole stack on one machine, as supervised child processes.
+
+    bundled redis-server (only without GENHOOK_REDIS_URL)
+    simulator   gunicorn, one process (its renders live in memory)
+    api         gunicorn
+    worker      dramatiq backend.actors
+    scheduler   genhook scheduler
+
+A child that dies is restarted (and that is said); Ctrl-C or SIGTERM stops them all, the
+API first and Redis last, so no process loses the services it depends on mid-request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import httpx
+
+#: Grace period a child gets between SIGTERM and SIGKILL.
+STOP_TIMEOUT_SECONDS = 15.0
+#: How long the stack may take to answer ``/readyz``.
+READY_TIMEOUT_SECONDS = 60.0
+#: A child that keeps dying is restarted at most this often.
+MIN_RESTART_INTERVAL_SECONDS = 2.0
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(f"genhook: {self.name} did not stop in time; killing it", flush=True)
+            self.process.kill()
+            self.process.wait()
+
+
+class Supervisor:
+    """Starts children in order, restarts the ones that die, stops them in reverse."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self.stopping = False
+
+    def start_all(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        for child in self.children:
+            child.start()
+
+    def watch(self) -> None:
+        """Block until a stop signal, restarting any child that exits meanwhile."""
+        while not self.stopping:
+            for child in self.children:
+                code = child.exited()
+                if code is None or self.stopping:
+                    continue
+                if time.monotonic() - child.started_at < MIN_RESTART_INTERVAL_SECONDS:
+                    time.sleep(MIN_RESTART_INTERVAL_SECONDS)
+                child.restarts += 1
+                print(
+                    f"genhook: {child.name} exited with code {code}; restarting it "
+                    f"(restart #{child.restarts})",
+                    flush=True,
+                )
+                child.start()
+            time.sleep(0.5)
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            child.stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stopping:
+            print(f"\ngenhook: {signal.Signals(signum).name} received, stopping…", flush=True)
+        self.stopping = True
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def child_env(overrides: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **overrides}
+
+
+def wait_until_ready(base_url: str, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not supervisor.stopping:
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    if not supervisor.stopping:
+        raise TimeoutError(f"the API at {base_url} was not ready within {READY_TIMEOUT_SECONDS}s")

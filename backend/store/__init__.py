@@ -1,0 +1,34 @@
+"""The SQL layer: every query genhook runs lives in this package (one module per table group)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from backend.store.engine import create_engine
+
+
+class Store:
+    """A handle on the database: hands out transactions to the query modules."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A transaction that commits on success and rolls back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"

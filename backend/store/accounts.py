@@ -1,0 +1,133 @@
+"""Accounts, their API keys and the credit ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from backend.errors import Conflict
+from backend.store.tables import accounts, api_keys, credit_ledger
+from backend.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: str
+    email: str
+    credits: int
+    signing_secret: str
+    created_at: datetime
+
+
+def _record(row: sa.Row) -> AccountRecord:
+    m = row._mapping
+    return AccountRecord(
+        id=m["id"],
+        email=m["email"],
+        credits=m["credits"],
+        signing_secret=m["signing_secret"],
+        created_at=m["created_at"],
+    )
+
+
+def create_account(
+    conn: sa.Connection,
+    *,
+    account_id: str,
+    email: str,
+    credits: int,
+    signing_secret: str,
+    api_key_hash: str,
+    api_key_prefix: str,
+) -> AccountRecord:
+    """Insert an account, its first API key and the signup grant in the caller's transaction."""
+    now = utcnow()
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                accounts.insert().values(
+                    id=account_id,
+                    email=email,
+                    credits=credits,
+                    signing_secret=signing_secret,
+                    created_at=now,
+                )
+            )
+    except sa.exc.IntegrityError:
+        raise Conflict(f"an account with email {email!r} already exists") from None
+    conn.execute(
+        api_keys.insert().values(
+            account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix, created_at=now
+        )
+    )
+    add_ledger_entry(conn, account_id=account_id, job_id=None, delta=credits, reason="signup")
+    return AccountRecord(account_id, email, credits, signing_secret, now)
+
+
+def get_account(conn: sa.Connection, account_id: str) -> AccountRecord | None:
+    row = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
+    return _record(row) if row else None
+
+
+def get_account_by_email(conn: sa.Connection, email: str) -> AccountRecord | None:
+    row = conn.execute(sa.select(accounts).where(accounts.c.email == email)).first()
+    return _record(row) if row else None
+
+
+def find_key(conn: sa.Connection, key_hash: str) -> tuple[str, str] | None:
+    """``(account_id, key_hash)`` of a live key with this hash, if any."""
+    row = conn.execute(
+        sa.select(api_keys.c.account_id, api_keys.c.key_hash).where(
+            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+        )
+    ).first()
+    return (row.account_id, row.key_hash) if row else None
+
+
+def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
+    """Take ``amount`` credits if the balance covers it; one conditional UPDATE, so
+    concurrent debits can never push the balance below zero."""
+    result = conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id, accounts.c.credits >= amount)
+        .values(credits=accounts.c.credits - amount)
+    )
+    return result.rowcount == 1
+
+
+def add_credits(conn: sa.Connection, account_id: str, amount: int) -> None:
+    conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(credits=accounts.c.credits + amount)
+    )
+
+
+def add_ledger_entry(
+    conn: sa.Connection, *, account_id: str, job_id: str | None, delta: int, reason: str
+) -> None:
+    conn.execute(
+        credit_ledger.insert().values(
+            account_id=account_id, job_id=job_id, delta=delta, reason=reason, created_at=utcnow()
+        )
+    )
+
+
+def ledger_balance(conn: sa.Connection, account_id: str) -> int:
+    """The sum of every ledger entry: must always equal ``accounts.credits``."""
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(credit_ledger.c.delta), 0)).where(
+            credit_ledger.c.account_id == account_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def add_api_key(conn: sa.Connection, *, account_id: str, key_hash: str, key_prefix: str) -> None:
+    conn.execute(
+        api_keys.insert().values(
+            account_id=account_id, key_hash=key_hash, key_prefix=key_prefix, created_at=utcnow()
+        )
+    )

@@ -1,0 +1,52 @@
+"""Engines for the two supported databases, tuned so the same SQL behaves the same on both.
+
+SQLite needs care to be a safe multi-process store: WAL so readers never block the writer,
+a busy timeout so writers queue instead of failing, and ``BEGIN IMMEDIATE`` for every
+transaction so a read-then-write one cannot fail on the upgrade to a write lock (reads are
+short, so serialising them costs little).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+#: How long a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def normalize_url(url: str) -> str:
+    """Route plain ``postgresql://`` URLs to psycopg 3, the driver genhook ships."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str) -> sa.Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let us issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

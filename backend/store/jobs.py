@@ -1,0 +1,239 @@
+"""Jobs: insert, read, list, and the one guarded transition function every state change uses."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from backend.jobs.states import ALLOWED_TRANSITIONS, JobPhase, JobStatus, later_phase
+from backend.store.tables import jobs
+from backend.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    account_id: str
+    model: str
+    prompt: str
+    duration_seconds: int
+    aspect_ratio: str
+    webhook_url: str | None
+    metadata: dict[str, str]
+    status: JobStatus
+    phase: JobPhase
+    provider: str
+    provider_job_id: str | None
+    credits_charged: int
+    refunded_at: datetime | None
+    failover_used: bool
+    output_url: str | None
+    error: dict[str, Any] | None
+    status_chain: list[dict[str, Any]]
+    eta_seconds: float | None
+    poll_token: str | None
+    poll_failures: int
+    next_poll_at: datetime | None
+    last_polled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    completed_at: datetime | None
+
+
+_FIELD_NAMES = [f.name for f in fields(JobRecord)]
+
+
+def _record(row: sa.Row) -> JobRecord:
+    m = dict(row._mapping)
+    m["status"] = JobStatus(m["status"])
+    m["phase"] = JobPhase(m["phase"])
+    return JobRecord(**{name: m[name] for name in _FIELD_NAMES})
+
+
+def chain_entry(status: JobStatus, phase: JobPhase, at: datetime) -> dict[str, Any]:
+    """One link of a job's status chain, as stored and as shown to clients."""
+    return {"status": status.value, "phase": phase.value, "at": at.isoformat()}
+
+
+def insert_job(
+    conn: sa.Connection,
+    *,
+    job_id: str,
+    account_id: str,
+    model: str,
+    prompt: str,
+    duration_seconds: int,
+    aspect_ratio: str,
+    webhook_url: str | None,
+    metadata: dict[str, str],
+    provider: str,
+    credits_charged: int,
+) -> JobRecord:
+    now = utcnow()
+    values = dict(
+        id=job_id,
+        account_id=account_id,
+        model=model,
+        prompt=prompt,
+        duration_seconds=duration_seconds,
+        aspect_ratio=aspect_ratio,
+        webhook_url=webhook_url,
+        metadata=metadata,
+        status=JobStatus.PENDING.value,
+        phase=JobPhase.QUEUED.value,
+        provider=provider,
+        credits_charged=credits_charged,
+        failover_used=False,
+        status_chain=[chain_entry(JobStatus.PENDING, JobPhase.QUEUED, now)],
+        poll_failures=0,
+        created_at=now,
+        updated_at=now,
+    )
+    conn.execute(jobs.insert().values(**values))
+    return get_job(conn, job_id)  # type: ignore[return-value]
+
+
+def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> JobRecord | None:
+    query = sa.select(jobs).where(jobs.c.id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _record(row) if row else None
+
+
+def get_account_job(conn: sa.Connection, account_id: str, job_id: str) -> JobRecord | None:
+    row = conn.execute(
+        sa.select(jobs).where(jobs.c.id == job_id, jobs.c.account_id == account_id)
+    ).first()
+    return _record(row) if row else None
+
+
+def encode_cursor(job: JobRecord) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of :func:`encode_cursor`; raises ``ValueError`` on anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(job_id)
+    except Exception as exc:  # any malformed cursor is the client's mistake
+        raise ValueError("not a cursor returned by this API") from exc
+
+
+def list_jobs(
+    conn: sa.Connection,
+    account_id: str,
+    *,
+    limit: int,
+    status: JobStatus | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[JobRecord]:
+    """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
+    query = sa.select(jobs).where(jobs.c.account_id == account_id)
+    if status is not None:
+        query = query.where(jobs.c.status == status.value)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(
+            sa.or_(
+                jobs.c.created_at < created_at,
+                sa.and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+            )
+        )
+    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+    return [_record(row) for row in conn.execute(query)]
+
+
+def transition(
+    conn: sa.Connection,
+    job_id: str,
+    to: JobStatus,
+    *,
+    phase: JobPhase | None = None,
+    **changes: Any,
+) -> JobRecord | None:
+    """Move a job to ``to`` (and ``phase``) if the state machine allows it from where it is.
+
+    Returns the updated job, or ``None`` when the move is not allowed (the job already moved
+    on, e.g. a duplicate message): callers treat ``None`` as "someone else did this".
+    A status or phase change is appended to the job's status chain.
+    """
+    job = get_job(conn, job_id, for_update=True)
+    if job is None or to not in ALLOWED_TRANSITIONS[job.status]:
+        return None
+    now = utcnow()
+    new_phase = later_phase(job.phase, phase) if phase is not None else job.phase
+    chain = list(job.status_chain)
+    if to != job.status or new_phase != job.phase:
+        chain.append(chain_entry(to, new_phase, now))
+    values = {
+        "status": to.value,
+        "phase": new_phase.value,
+        "status_chain": chain,
+        "updated_at": now,
+        **changes,
+    }
+    if to.is_terminal:
+        values.setdefault("completed_at", now)
+    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    return get_job(conn, job_id)
+
+
+def update_job(conn: sa.Connection, job_id: str, **changes: Any) -> None:
+    """Bookkeeping that is not a state change (poll times, tokens, failure counters)."""
+    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**changes))
+
+
+def mark_refunded(conn: sa.Connection, job_id: str) -> bool:
+    """Set ``refunded_at`` once; ``False`` if the job was already refunded."""
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.refunded_at.is_(None))
+        .values(refunded_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def stalled_pending(conn: sa.Connection, older_than: datetime, limit: int = 500) -> list[str]:
+    """Jobs still waiting for submission long after they were last touched."""
+    rows = conn.execute(
+        sa.select(jobs.c.id)
+        .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.updated_at < older_than)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def stalled_polls(conn: sa.Connection, overdue_since: datetime, limit: int = 500) -> list[str]:
+    """Processing jobs whose next poll is long overdue: the poll message was lost."""
+    rows = conn.execute(
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.PROCESSING.value,
+            sa.or_(jobs.c.next_poll_at.is_(None), jobs.c.next_poll_at < overdue_since),
+        )
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def overdue_jobs(conn: sa.Connection, created_before: datetime, limit: int = 500) -> list[str]:
+    """Unfinished jobs older than the maximum wait."""
+    rows = conn.execute(
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
+            jobs.c.created_at < created_before,
+        )
+        .limit(limit)
+    )
+    return [r.id for r in rows]

@@ -1,0 +1,118 @@
+"""The relational schema, the source of truth. Migrations in ``migrations/versions`` build it;
+``tests/test_migrations.py`` checks the two never drift apart."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from backend.store.types import UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("credits", sa.Integer, nullable=False),
+    sa.Column("signing_secret", sa.String(120), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("duration_seconds", sa.Integer, nullable=False),
+    sa.Column("aspect_ratio", sa.String(8), nullable=False),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_job_id", sa.String(128), nullable=True),
+    sa.Column("credits_charged", sa.Integer, nullable=False),
+    sa.Column("refunded_at", UTCDateTime, nullable=True),
+    sa.Column("failover_used", sa.Boolean, nullable=False, default=False),
+    sa.Column("output_url", sa.Text, nullable=True),
+    sa.Column("error", sa.JSON, nullable=True),
+    sa.Column("status_chain", sa.JSON, nullable=False),
+    sa.Column("eta_seconds", sa.Float, nullable=True),
+    sa.Column("poll_token", sa.String(32), nullable=True),
+    sa.Column("poll_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("next_poll_at", UTCDateTime, nullable=True),
+    sa.Column("last_polled_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("submitted_at", UTCDateTime, nullable=True),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
+    sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+)
+
+credit_ledger = sa.Table(
+    "credit_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("job_id", sa.String(40), sa.ForeignKey("jobs.id"), nullable=True),
+    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # One debit and at most one refund per job, enforced by the database itself.
+    sa.UniqueConstraint("job_id", "reason"),
+    sa.Index("ix_credit_ledger_account", "account_id"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("job_id", sa.String(40), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("job_id", "event", "url"),
+    sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(40), sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("attempted_at", UTCDateTime, nullable=False),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Index("ix_delivery_attempts_delivery", "delivery_id"),
+)

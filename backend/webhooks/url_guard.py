@@ -1,0 +1,62 @@
+"""Refuse webhook targets on private, loopback and other non-public networks (SSRF guard).
+
+A URL is checked when it is submitted and again before each delivery, because what a host
+name resolves to can change. Operators may allow networks explicitly
+(``GENHOOK_WEBHOOK_ALLOWED_NETWORKS``), e.g. loopback for local development.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from backend.errors import UnsafeWebhookTarget
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Carrier-grade NAT, which ``ipaddress`` does not count as private.
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+
+
+def is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE)
+    )
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UnsafeWebhookTarget(f"host {host!r} does not resolve ({exc.strerror})") from None
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def check_address(address: IPAddress, allowed: Sequence[IPNetwork]) -> None:
+    if is_public(address) or any(address in network for network in allowed):
+        return
+    raise UnsafeWebhookTarget(
+        f"resolves to {address}, a non-public address; an operator can allow it with "
+        "GENHOOK_WEBHOOK_ALLOWED_NETWORKS"
+    )
+
+
+def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
+    """Raise ``UnsafeWebhookTarget`` unless every address the URL's host resolves to is
+    public or explicitly allowed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for address in resolve(host, port):
+        check_address(address, allowed)

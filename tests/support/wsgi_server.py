@@ -1,0 +1,60 @@
+"""Run a WSGI app on a real, threaded HTTP server for the length of a test.
+
+Tests that exercise HTTP clients (workers polling a provider, webhooks being delivered) should
+cross a real socket rather than a mocked transport, so timeouts, headers and connection handling
+behave as in production. The stdlib server is enough for that and needs no extra dependency.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import WSGIApplication
+
+# How often the serving loop checks for shutdown; small, so leaving the context is near-instant.
+_POLL_INTERVAL_SECONDS = 0.01
+_JOIN_TIMEOUT_SECONDS = 5.0
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow handler cannot stall the client's other requests."""
+
+    daemon_threads = True  # a hung request thread must never keep the test process alive
+    # socketserver's default backlog of 5 makes bursts of concurrent clients wait out a 1 s
+    # SYN retransmit; tests that fire requests in parallel must not pay that.
+    request_queue_size = 128
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Drops the per-request access log that would otherwise clutter test output."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_wsgi(app: WSGIApplication, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` on a free port of `host` (IPv4) and yield its base URL (http://127.0.0.1:54321).
+
+    The server runs in a daemon thread and is shut down, and its socket closed, on exit.
+    """
+    server = make_server(
+        host, 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": _POLL_INTERVAL_SECONDS},
+        name=f"wsgi-server-{server.server_port}",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=_JOIN_TIMEOUT_SECONDS)
