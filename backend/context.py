@@ -53,7 +53,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
     Without a Redis URL (a one-off command such as ``genhook accounts create``) the Redis
     client points at the default local port and is simply never used.
     """
-    from backend.actors.broker import build_broker
+    from backend.broker import build_broker
 
     redis_url = settings.redis_url or DEFAULT_REDIS_URL
     redis_client = redis.Redis.from_url(

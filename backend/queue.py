@@ -48,7 +48,7 @@ class Queue:
         delay_ms = int(delay_seconds * 1000) or None
         try:
             self.broker.enqueue(message, delay=delay_ms)
-        except (redis.RedisError, dramatiq.errors.ConnectionError) as exc:
+        except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:
             log.warning("could not enqueue %s%s (%s); the sweep will retry", actor, args, exc)
             return False
         return True

@@ -148,20 +148,17 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context.close()
 
 
-@pytest.fixture(scope="session")
-def _session_worker() -> Iterator[dramatiq.Worker]:
+@pytest.fixture
+def worker(ctx: Context) -> Iterator[dramatiq.Worker]:
+    """A real Dramatiq worker (threads in this process) consuming the test Redis; its
+    actors use the context the test installed, and it stops before that context goes."""
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=50)
     worker.start()
     yield worker
-    worker.stop(timeout=5000)
-
-
-@pytest.fixture
-def worker(ctx: Context, _session_worker: dramatiq.Worker) -> dramatiq.Worker:
-    """A real Dramatiq worker (threads in this process) consuming the test Redis; its
-    actors use whatever context the test installed."""
-    return _session_worker
+    worker.stop(timeout=10_000)
+    # Worker.stop leaves its middleware on the broker; the next worker would add another.
+    broker.middleware[:] = [m for m in broker.middleware if type(m).__name__ != "_WorkerMiddleware"]
 
 
 @pytest.fixture

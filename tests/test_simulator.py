@@ -598,7 +598,6 @@ def test_render_fault_does_not_spoil_requests(farm: httpx.Client) -> None:
         {"on": "deploy", "status": 500, "code": "internal_error"},
         {"on": "submit", "code": "internal_error"},
         {"on": "submit", "status": 200, "code": "ok"},
-        {"on": "poll", "status": 503},
         {"on": "poll", "status": 503, "code": "capacity_exhausted", "times": 0},
         {"on": "render", "code": "content_policy", "at_phase": "succeeded"},
         {"on": "submit", "status": 429, "code": "rate_limited", "time": 2},
@@ -607,7 +606,6 @@ def test_render_fault_does_not_spoil_requests(farm: httpx.Client) -> None:
         "unknown-target",
         "no-status",
         "success-status",
-        "no-code",
         "zero-times",
         "phase-after-done",
         "misspelt-key",
@@ -617,6 +615,21 @@ def test_an_invalid_fault_rule_is_rejected(farm: httpx.Client, rule: dict[str, A
     response = farm.post("/_sim/faults", json=rule)
 
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(429, "rate_limited"), (503, "capacity_exhausted"), (500, "internal_error")],
+)
+def test_a_fault_without_a_code_answers_the_usual_one_for_its_status(
+    farm: httpx.Client, status: int, code: str
+) -> None:
+    a_fault(farm, on="poll", status=status)
+    render_id = a_render(farm)
+
+    response = poll(farm, render_id)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
 def test_clearing_faults_restores_normal_service(farm: httpx.Client) -> None:

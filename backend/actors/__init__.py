@@ -3,7 +3,7 @@
 Run a worker with ``genhook worker`` (or ``dramatiq backend.actors``).
 """
 
-from backend.actors.broker import install_broker
+from backend.broker import install_broker
 from backend.settings import get_settings
 
 broker = install_broker(get_settings().require_redis_url())

@@ -30,9 +30,34 @@ def parse_body(req: falcon.Request, model: type[Model]) -> Model:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedBody("the body nests too deeply") from None
     if not isinstance(data, dict):
         raise MalformedBody("the body must be a JSON object")
+    nul_at = _path_to_nul(data)
+    if nul_at is not None:
+        # PostgreSQL cannot store NUL in text, and no field has a use for it.
+        raise ValidationFailed.for_field(nul_at or "body", "must not contain NUL characters")
     return validate(model, data)
+
+
+def _path_to_nul(value: Any, path: str = "") -> str | None:
+    """Dotted path of the first string (value or key) holding a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: list[tuple[Any, Any]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    for key, item in items:
+        child = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return child
+        found = _path_to_nul(item, child)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_query(req: falcon.Request, model: type[Model]) -> Model:

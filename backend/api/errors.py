@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import falcon
@@ -63,13 +64,13 @@ def handle_unexpected(
 
 def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
     """Falcon's own errors (unknown route, wrong method...) as problem details too."""
-    slug = (exc.title or "error").lower().replace(" ", "-")
+    phrase = HTTPStatus(exc.status_code).phrase
     _write(
         resp,
         exc.status_code,
         {
-            "type": problem_type(slug),
-            "title": exc.title or "Error",
+            "type": problem_type(phrase.lower().replace(" ", "-")),
+            "title": phrase,
             "status": exc.status_code,
             "detail": exc.description or exc.title or "",
             "instance": req.path,

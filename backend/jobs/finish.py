@@ -8,6 +8,8 @@ the recovery sweep re-sends any delivery whose message was lost.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,8 +26,11 @@ from backend.store.jobs import JobRecord
 log = logging.getLogger(__name__)
 
 
-def complete(ctx: Context, job_id: str, *, output_url: str) -> JobRecord | None:
+def complete(
+    ctx: Context, job_id: str, *, output_url: str, polled_at: datetime | None = None
+) -> JobRecord | None:
     """Mark the job completed; ``None`` if it had already ended."""
+    polled: dict[str, Any] = {"last_polled_at": polled_at} if polled_at else {}
     with ctx.store.begin() as conn:
         job = jobs_store.transition(
             conn,
@@ -33,6 +38,7 @@ def complete(ctx: Context, job_id: str, *, output_url: str) -> JobRecord | None:
             JobStatus.COMPLETED,
             phase=JobPhase.FINISHING,
             output_url=output_url,
+            **polled,
             eta_seconds=None,
             poll_token=None,
             next_poll_at=None,
@@ -42,14 +48,18 @@ def complete(ctx: Context, job_id: str, *, output_url: str) -> JobRecord | None:
     return job
 
 
-def fail(ctx: Context, job_id: str, *, code: str, message: str) -> JobRecord | None:
+def fail(
+    ctx: Context, job_id: str, *, code: str, message: str, polled_at: datetime | None = None
+) -> JobRecord | None:
     """Mark the job failed and refund it; ``None`` if it had already ended."""
+    polled: dict[str, Any] = {"last_polled_at": polled_at} if polled_at else {}
     with ctx.store.begin() as conn:
         job = jobs_store.transition(
             conn,
             job_id,
             JobStatus.FAILED,
             error={"code": code, "message": message},
+            **polled,
             eta_seconds=None,
             poll_token=None,
             next_poll_at=None,

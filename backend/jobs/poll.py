@@ -46,13 +46,14 @@ def poll(ctx: Context, job_id: str, poll_token: str) -> None:
 def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     if status.state == RenderState.SUCCEEDED:
         assert status.output_url is not None
-        finish.complete(ctx, job.id, output_url=status.output_url)
+        finish.complete(ctx, job.id, output_url=status.output_url, polled_at=ctx.now())
     elif status.state == RenderState.FAILED:
         finish.fail(
             ctx,
             job.id,
             code=status.error_code or "provider_failed",
             message=status.error_message or "the provider reported a failure",
+            polled_at=ctx.now(),
         )
     else:
         _record_progress(ctx, job, status)

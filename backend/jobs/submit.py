@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
 
 from backend.context import Context
 from backend.errors import ProviderRejected, ProviderTransient
@@ -49,8 +48,9 @@ def submit(ctx: Context, job_id: str) -> None:
 
 
 def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> None:
+    """Record the provider's id and poll at once, so phase and ETA come from the provider
+    from the start; later polls follow every ``poll_interval_seconds``."""
     now = ctx.now()
-    interval = ctx.settings.poll_interval_seconds
     token = secrets.token_hex(8)
     with ctx.store.begin() as conn:
         job = jobs_store.transition(
@@ -61,13 +61,13 @@ def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> None:
             submitted_at=now,
             poll_token=token,
             poll_failures=0,
-            next_poll_at=now + timedelta(seconds=interval),
+            next_poll_at=now,
         )
     if job is None:
         return
     log.info("job %s submitted to %s as %s", job_id, job.provider, provider_job_id)
     ctx.cache.put(job, now)
-    ctx.queue.poll_job(job_id, token, delay_seconds=interval)
+    ctx.queue.poll_job(job_id, token, delay_seconds=0)
 
 
 def _retry_later(ctx: Context, job_id: str, failures: int, exc: ProviderTransient) -> None:

@@ -124,9 +124,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(job_id)
+        when = datetime.fromisoformat(created_at)
     except Exception as exc:  # any malformed cursor is the client's mistake
         raise ValueError("not a cursor returned by this API") from exc
+    if when.tzinfo is None:
+        raise ValueError("not a cursor returned by this API")
+    return when, str(job_id)
 
 
 def list_jobs(

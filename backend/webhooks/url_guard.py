@@ -40,6 +40,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeWebhookTarget(f"host {host!r} does not resolve ({exc.strerror})") from None
+    except UnicodeError:  # IDNA refuses empty or over-long labels
+        raise UnsafeWebhookTarget(f"host {host!r} is not a valid host name") from None
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
