@@ -6,6 +6,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
+from backend.redis_client import connect
+
 #: Retries of an actor that raised (a database hiccup, say): few and quick, because the
 #: recovery sweep covers anything that still fails.
 MAX_ACTOR_RETRIES = 5
@@ -14,7 +16,7 @@ MAX_RETRY_BACKOFF_MS = 30_000
 
 
 def build_broker(redis_url: str) -> RedisBroker:
-    broker = RedisBroker(url=redis_url)
+    broker = RedisBroker(client=connect(redis_url))
     for middleware in list(broker.middleware):
         if isinstance(middleware, Retries):
             broker.middleware.remove(middleware)

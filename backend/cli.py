@@ -61,6 +61,7 @@ def _api(args: argparse.Namespace) -> int:
     import os
 
     settings = get_settings()
+    settings.require_redis_url()
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     workers = str(args.workers or settings.api_workers)
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", workers]
@@ -71,6 +72,7 @@ def _worker(args: argparse.Namespace) -> int:
     import os
 
     settings = get_settings()
+    settings.require_redis_url()
     os.execv(
         sys.executable,
         [sys.executable, "-m", "dramatiq", "backend.actors",

@@ -18,6 +18,7 @@ import redis
 from backend.providers.base import Provider
 from backend.providers.registry import PROVIDER_TIMEOUT, build_providers
 from backend.queue import Queue
+from backend.redis_client import connect as redis_client_for
 from backend.settings import Settings, get_settings
 from backend.status_cache import StatusCache
 from backend.store import Store
@@ -56,9 +57,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
     from backend.broker import build_broker
 
     redis_url = settings.redis_url or DEFAULT_REDIS_URL
-    redis_client = redis.Redis.from_url(
-        redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-    )
+    redis_client = redis_client_for(redis_url)
     provider_client = httpx.Client(timeout=PROVIDER_TIMEOUT, trust_env=False)
     return Context(
         settings=settings,

@@ -12,6 +12,7 @@ API first and Redis last, so no process loses the services it depends on mid-req
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,16 +47,23 @@ class Child:
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def reap_group(self) -> None:
+        """Kill whatever is left of the child's process group: a forking child (Dramatiq,
+        gunicorn) that died abruptly leaves its own children running otherwise."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(f"genhook: {self.name} did not stop in time; killing it", flush=True)
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                print(f"genhook: {self.name} did not stop in time; killing it", flush=True)
+        self.reap_group()
+        self.process.wait()
 
 
 class Supervisor:
@@ -80,6 +88,7 @@ class Supervisor:
                     continue
                 if time.monotonic() - child.started_at < MIN_RESTART_INTERVAL_SECONDS:
                     time.sleep(MIN_RESTART_INTERVAL_SECONDS)
+                child.reap_group()
                 child.restarts += 1
                 print(
                     f"genhook: {child.name} exited with code {code}; restarting it "
@@ -98,6 +107,12 @@ class Supervisor:
         if not self.stopping:
             print(f"\ngenhook: {signal.Signals(signum).name} received, stopping…", flush=True)
         self.stopping = True
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    """Each child leads its own process group (``start_new_session``)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
 
 
 def python_command(*args: str) -> list[str]:

@@ -69,14 +69,14 @@ def build_document(
 
     models: set[type[BaseModel]] = {Problem}
     for _, _, op, _ in ops:
-        models.update(m for m in (op.request, *op.responses.values()) if m is not None)
+        models.update(m for m in (op.request, op.query, *op.responses.values()) if m is not None)
     _, schema = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
     )
     components = schema.get("$defs", {})
     for path, method, op, public in ops:
-        paths.setdefault(path, {})[method] = _operation_object(path, method, op, public)
+        paths.setdefault(path, {})[method] = _operation_object(path, op, public, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -93,7 +93,9 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _operation_object(path: str, method: str, op: Operation, public: bool) -> dict[str, Any]:
+def _operation_object(
+    path: str, op: Operation, public: bool, components: dict[str, Any]
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
@@ -109,9 +111,11 @@ def _operation_object(path: str, method: str, op: Operation, public: bool) -> di
     if public:
         result["security"] = []
     if op.query is not None:
-        for name, prop in op.query.model_json_schema()["properties"].items():
+        query = components[op.query.__name__]
+        for name, prop in query["properties"].items():
+            required = name in query.get("required", [])
             result["parameters"].append(
-                {"name": name, "in": "query", "required": False, "schema": prop}
+                {"name": name, "in": "query", "required": required, "schema": prop}
             )
     if op.request is not None:
         result["requestBody"] = {

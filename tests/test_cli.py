@@ -1,0 +1,58 @@
+"""The production subcommands, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GENHOOK = str(Path(sys.executable).parent / "genhook")
+
+
+def genhook(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENHOOK_")}
+    return subprocess.run(
+        [GENHOOK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_migrate_then_create_an_account(tmp_path: Path) -> None:
+    # Given a fresh directory, migrate creates the embedded database
+    migrated = genhook("migrate", cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "var" / "genhook.db").exists()
+
+    # When an account is created, its credentials are printed
+    created = genhook(
+        "accounts", "create", "--email", "ops@example.com", "--credits", "7", cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    lines = dict(
+        line.split(None, 1)
+        for line in created.stdout.replace("api key", "api_key")
+        .replace("signing secret", "signing_secret")
+        .splitlines()
+    )
+    assert lines["credits"].strip() == "7"
+    assert lines["api_key"].startswith("gh_") and lines["signing_secret"].startswith("whsec_")
+
+    # And the same email cannot be used twice
+    again = genhook("accounts", "create", "--email", "OPS@example.com", cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_openapi_prints_the_document(tmp_path: Path) -> None:
+    result = genhook("openapi", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["openapi"] == "3.1.0"
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler", "api"])
+def test_production_processes_refuse_to_start_without_redis(tmp_path: Path, command: str) -> None:
+    result = genhook(command, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "GENHOOK_REDIS_URL" in result.stderr
