@@ -60,21 +60,25 @@ class Settings(BaseSettings):
         description="A job step overdue by this much is considered lost and re-enqueued.",
     )
 
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook POST."
+    )
     webhook_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated CIDRs that webhooks may target although private/loopback.",
     )
 
     signup_enabled: bool = Field(default=True, description="Allow POST /v1/signup.")
-    signup_credits: int = Field(default=50, ge=0)
-    status_cache_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    signup_credits: int = Field(default=50, ge=0, description="Credits a new account starts with.")
+    status_cache_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, gt=0, description="How long a finished job stays in the Redis cache."
+    )
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_workers: int = Field(default=2, ge=1)
-    worker_processes: int = Field(default=1, ge=1)
-    worker_threads: int = Field(default=8, ge=1)
+    api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
+    api_port: int = Field(default=8000, description="Port of the API (`genhook up --port`).")
+    api_workers: int = Field(default=2, ge=1, description="gunicorn worker processes.")
+    worker_processes: int = Field(default=1, ge=1, description="Dramatiq worker processes.")
+    worker_threads: int = Field(default=8, ge=1, description="Threads per Dramatiq process.")
 
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
 from backend.store.tables import credit_ledger
 from tests.conftest import wait_until
+from tests.support.faults import inject_fault, stats
 from tests.support.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -159,3 +160,25 @@ def test_a_delivery_whose_message_was_lost_is_sent(
         return delivery if delivery.status == deliveries_store.DELIVERED else None
 
     assert hook.headers["webhook-id"] == wait_until(delivered).id
+
+
+def test_a_duplicated_poll_message_polls_once_and_never_forks_the_chain(
+    ctx: Context, lossy: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given a job at the provider, whose first poll will hit a hiccup (so it stays running)
+    inject_fault(simulator, on="poll", status=503)
+    job_id = new_job(lossy, account)
+    submit(lossy, job_id)
+    with ctx.store.begin() as conn:
+        first_token = jobs_store.get_job(conn, job_id).poll_token  # type: ignore[union-attr]
+    polls_before = stats(simulator)["polls"]
+
+    # When that message is processed twice (Dramatiq delivers at least once)
+    poll(lossy, job_id, first_token or "")
+    poll(lossy, job_id, first_token or "")
+
+    # Then the provider was asked once, and only the newly issued token is live
+    assert stats(simulator)["polls"] == polls_before + 1
+    with ctx.store.begin() as conn:
+        job = jobs_store.get_job(conn, job_id)
+    assert job is not None and job.poll_token not in (None, first_token)

@@ -1,13 +1,15 @@
 """Step 3: ask the provider where a render is, record the phase, and poll again later.
 
-Each job has exactly one live poll chain, identified by ``jobs.poll_token``: a poll
-message carrying another token is a leftover (a duplicate, or a chain the sweep replaced)
-and is dropped. Polls are Dramatiq delayed messages; no thread ever sleeps.
+Each job has exactly one live poll chain, identified by ``jobs.poll_token``, which every
+poll replaces with a fresh one for the next message. A message carrying any other token is
+a leftover (a redelivered duplicate, or a chain the sweep replaced) and is dropped, so
+duplicates can never fork the chain. Polls are Dramatiq delayed messages; no thread sleeps.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 
 from backend.context import Context
@@ -62,6 +64,7 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
 def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     now = ctx.now()
     interval = ctx.settings.poll_interval_seconds
+    token = new_poll_token()
     with ctx.store.begin() as conn:
         updated = jobs_store.transition(
             conn,
@@ -71,6 +74,7 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             eta_seconds=status.eta_seconds,
             last_polled_at=now,
             poll_failures=0,
+            poll_token=token,
             next_poll_at=now + timedelta(seconds=interval),
         )
     if updated is None:
@@ -78,7 +82,7 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
     if updated.phase != job.phase:
         log.info("job %s is %s", job.id, updated.phase.value)
     ctx.cache.put(updated, now)
-    ctx.queue.poll_job(job.id, updated.poll_token or "", delay_seconds=interval)
+    ctx.queue.poll_job(job.id, token, delay_seconds=interval)
 
 
 def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
@@ -94,13 +98,19 @@ def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
         return
     now = ctx.now()
     delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, failures, exc)
+    token = new_poll_token()
     with ctx.store.begin() as conn:
         jobs_store.update_job(
             conn,
             job.id,
             poll_failures=failures,
+            poll_token=token,
             last_polled_at=now,
             next_poll_at=now + timedelta(seconds=delay),
         )
     log.warning("job %s: poll failed (%s); attempt %d, next in %.1fs", job.id, exc, failures, delay)
-    ctx.queue.poll_job(job.id, job.poll_token or "", delay_seconds=delay)
+    ctx.queue.poll_job(job.id, token, delay_seconds=delay)
+
+
+def new_poll_token() -> str:
+    return secrets.token_hex(8)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
 from backend.context import Context
 from backend.errors import ProviderRejected, ProviderTransient
 from backend.jobs import finish
 from backend.jobs.backoff import transient_delay_seconds
+from backend.jobs.poll import new_poll_token
 from backend.jobs.states import JobStatus
 from backend.locks import job_lock
 from backend.providers.base import RenderRequest
@@ -51,7 +51,7 @@ def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> None:
     """Record the provider's id and poll at once, so phase and ETA come from the provider
     from the start; later polls follow every ``poll_interval_seconds``."""
     now = ctx.now()
-    token = secrets.token_hex(8)
+    token = new_poll_token()
     with ctx.store.begin() as conn:
         job = jobs_store.transition(
             conn,

@@ -9,12 +9,12 @@ sweep that races a late message does no harm.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backend.context import Context
 from backend.jobs import finish
+from backend.jobs.poll import new_poll_token
 from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
 
@@ -71,7 +71,7 @@ def repoll_stalled(ctx: Context) -> int:
     restarted: list[tuple[str, str]] = []
     with ctx.store.begin() as conn:
         for job_id in jobs_store.stalled_polls(conn, _stall_cutoff(ctx)):
-            token = secrets.token_hex(8)
+            token = new_poll_token()
             jobs_store.update_job(
                 conn,
                 job_id,
