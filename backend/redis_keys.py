@@ -5,6 +5,8 @@
                                           settings.status_cache_ttl_seconds once it ended
     genhook:lock:job:{job_id}     string  lock held while one worker advances that job
                                           TTL: JOB_LOCK_TTL_SECONDS (expires if a worker dies)
+    genhook:lock:delivery:{id}    string  lock held while one worker sends that delivery
+                                          TTL: DELIVERY_LOCK_TTL_SECONDS
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
                                           TTL: SWEEP_LOCK_TTL_SECONDS
     dramatiq:*                            Dramatiq's own queues (namespace "dramatiq")
@@ -20,6 +22,8 @@ PREFIX = "genhook"
 ACTIVE_JOB_TTL_SECONDS = 300
 #: A job lock outlives no crashed worker by more than this.
 JOB_LOCK_TTL_SECONDS = 60
+#: Longer than one webhook attempt can take (its timeout plus bookkeeping).
+DELIVERY_LOCK_TTL_SECONDS = 120
 #: A sweep that runs longer than this may be taken over by another scheduler.
 SWEEP_LOCK_TTL_SECONDS = 240
 
@@ -30,6 +34,10 @@ def job_status(job_id: str) -> str:
 
 def job_lock(job_id: str) -> str:
     return f"{PREFIX}:lock:job:{job_id}"
+
+
+def delivery_lock(delivery_id: str) -> str:
+    return f"{PREFIX}:lock:delivery:{delivery_id}"
 
 
 def sweep_lock(name: str) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 
+from backend import redis_keys
 from backend.context import Context
 from backend.errors import UnsafeWebhookTarget
 from backend.jobs.states import JobStatus
 from backend.jobs.view import to_webhook_payload
+from backend.locks import held
 from backend.store import accounts as accounts_store
 from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
@@ -22,6 +24,15 @@ log = logging.getLogger(__name__)
 
 
 def deliver(ctx: Context, delivery_id: str) -> None:
+    """Send a pending delivery once; a concurrent duplicate message finds the lock taken,
+    a later one finds the delivery no longer pending."""
+    lock = redis_keys.delivery_lock(delivery_id)
+    with held(ctx.redis, lock, redis_keys.DELIVERY_LOCK_TTL_SECONDS) as mine:
+        if mine:
+            _deliver_locked(ctx, delivery_id)
+
+
+def _deliver_locked(ctx: Context, delivery_id: str) -> None:
     with ctx.store.begin() as conn:
         delivery = deliveries_store.get_delivery(conn, delivery_id)
         if delivery is None or delivery.status != deliveries_store.PENDING:

@@ -30,45 +30,52 @@ def complete(
     ctx: Context, job_id: str, *, output_url: str, polled_at: datetime | None = None
 ) -> JobRecord | None:
     """Mark the job completed; ``None`` if it had already ended."""
-    polled: dict[str, Any] = {"last_polled_at": polled_at} if polled_at else {}
-    with ctx.store.begin() as conn:
-        job = jobs_store.transition(
-            conn,
-            job_id,
-            JobStatus.COMPLETED,
-            phase=JobPhase.FINISHING,
-            output_url=output_url,
-            **polled,
-            eta_seconds=None,
-            poll_token=None,
-            next_poll_at=None,
-        )
-        delivery = _queue_delivery(conn, job) if job else None
-    _announce(ctx, job, delivery)
-    return job
+    return _end(
+        ctx,
+        job_id,
+        JobStatus.COMPLETED,
+        polled_at,
+        phase=JobPhase.FINISHING,
+        output_url=output_url,
+    )
 
 
 def fail(
     ctx: Context, job_id: str, *, code: str, message: str, polled_at: datetime | None = None
 ) -> JobRecord | None:
     """Mark the job failed and refund it; ``None`` if it had already ended."""
-    polled: dict[str, Any] = {"last_polled_at": polled_at} if polled_at else {}
+    return _end(ctx, job_id, JobStatus.FAILED, polled_at, error={"code": code, "message": message})
+
+
+def _end(
+    ctx: Context,
+    job_id: str,
+    status: JobStatus,
+    polled_at: datetime | None,
+    *,
+    phase: JobPhase | None = None,
+    **changes: Any,
+) -> JobRecord | None:
+    if polled_at is not None:
+        changes["last_polled_at"] = polled_at
     with ctx.store.begin() as conn:
         job = jobs_store.transition(
             conn,
             job_id,
-            JobStatus.FAILED,
-            error={"code": code, "message": message},
-            **polled,
+            status,
+            phase=phase,
             eta_seconds=None,
             poll_token=None,
             next_poll_at=None,
+            **changes,
         )
-        delivery = None
-        if job is not None:
+        if job is None:
+            return None
+        if status == JobStatus.FAILED:
             refund(conn, job)
             job = jobs_store.get_job(conn, job_id)
-            delivery = _queue_delivery(conn, job) if job else None
+            assert job is not None
+        delivery = _queue_delivery(conn, job)
     _announce(ctx, job, delivery)
     return job
 
@@ -86,9 +93,7 @@ def _queue_delivery(conn: sa.Connection, job: JobRecord) -> DeliveryRecord | Non
     )
 
 
-def _announce(ctx: Context, job: JobRecord | None, delivery: DeliveryRecord | None) -> None:
-    if job is None:
-        return
+def _announce(ctx: Context, job: JobRecord, delivery: DeliveryRecord | None) -> None:
     log.info("job %s %s", job.id, job.status.value)
     ctx.cache.put(job, ctx.now())
     if delivery is not None:

@@ -25,9 +25,15 @@ from backend.store.jobs import JobRecord
 log = logging.getLogger(__name__)
 
 
+#: When another worker holds the job (finishing its submission, say), try again this soon.
+LOCK_BUSY_RETRY_SECONDS = 0.5
+
+
 def poll(ctx: Context, job_id: str, poll_token: str) -> None:
     with job_lock(ctx.redis, job_id) as mine:
         if not mine:
+            # Never drop a possibly live chain; a stale token is dropped on the retry.
+            ctx.queue.poll_job(job_id, poll_token, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
             return
         with ctx.store.begin() as conn:
             job = jobs_store.get_job(conn, job_id)

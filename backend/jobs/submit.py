@@ -24,32 +24,40 @@ def submit(ctx: Context, job_id: str) -> None:
         if not mine:
             log.info("job %s is being submitted by another worker", job_id)
             return
-        with ctx.store.begin() as conn:
-            job = jobs_store.get_job(conn, job_id)
-        if job is None or job.status != JobStatus.PENDING:
-            return
-        provider = ctx.providers[job.provider]
-        request = RenderRequest(
-            job_id=job.id,
-            model=job.model,
-            prompt=job.prompt,
-            duration_seconds=job.duration_seconds,
-            aspect_ratio=job.aspect_ratio,
-        )
-        try:
-            provider_job_id = provider.submit(request)
-        except ProviderTransient as exc:
-            _retry_later(ctx, job_id, job.poll_failures + 1, exc)
-            return
-        except ProviderRejected as exc:
-            finish.fail(ctx, job_id, code=exc.code, message=exc.message)
-            return
-        _start_polling(ctx, job_id, provider_job_id)
+        poll_token = _submit_locked(ctx, job_id)
+    if poll_token is not None:
+        # Only now that the lock is free can the first poll take it. Polling at once makes
+        # phase and ETA come from the provider from the start.
+        ctx.queue.poll_job(job_id, poll_token, delay_seconds=0)
 
 
-def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> None:
-    """Record the provider's id and poll at once, so phase and ETA come from the provider
-    from the start; later polls follow every ``poll_interval_seconds``."""
+def _submit_locked(ctx: Context, job_id: str) -> str | None:
+    """Submit; returns the poll token of the new poll chain if the job is now processing."""
+    with ctx.store.begin() as conn:
+        job = jobs_store.get_job(conn, job_id)
+    if job is None or job.status != JobStatus.PENDING:
+        return None
+    provider = ctx.providers[job.provider]
+    request = RenderRequest(
+        job_id=job.id,
+        model=job.model,
+        prompt=job.prompt,
+        duration_seconds=job.duration_seconds,
+        aspect_ratio=job.aspect_ratio,
+    )
+    try:
+        provider_job_id = provider.submit(request)
+    except ProviderTransient as exc:
+        _retry_later(ctx, job_id, job.poll_failures + 1, exc)
+        return None
+    except ProviderRejected as exc:
+        finish.fail(ctx, job_id, code=exc.code, message=exc.message)
+        return None
+    return _start_polling(ctx, job_id, provider_job_id)
+
+
+def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> str | None:
+    """Record the provider's id and open the job's poll chain."""
     now = ctx.now()
     token = new_poll_token()
     with ctx.store.begin() as conn:
@@ -64,10 +72,10 @@ def _start_polling(ctx: Context, job_id: str, provider_job_id: str) -> None:
             next_poll_at=now,
         )
     if job is None:
-        return
+        return None
     log.info("job %s submitted to %s as %s", job_id, job.provider, provider_job_id)
     ctx.cache.put(job, now)
-    ctx.queue.poll_job(job_id, token, delay_seconds=0)
+    return token
 
 
 def _retry_later(ctx: Context, job_id: str, failures: int, exc: ProviderTransient) -> None:

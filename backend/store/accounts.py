@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from backend.errors import Conflict
 from backend.store.tables import accounts, api_keys, credit_ledger
-from backend.store.types import utcnow
+from backend.store.types import record_from_row, utcnow
 
 
 @dataclass(frozen=True)
@@ -22,14 +22,7 @@ class AccountRecord:
 
 
 def _record(row: sa.Row) -> AccountRecord:
-    m = row._mapping
-    return AccountRecord(
-        id=m["id"],
-        email=m["email"],
-        credits=m["credits"],
-        signing_secret=m["signing_secret"],
-        created_at=m["created_at"],
-    )
+    return record_from_row(AccountRecord, row)
 
 
 def create_account(

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from backend.store.tables import deliveries, delivery_attempts
-from backend.store.types import utcnow
+from backend.store.types import record_from_row, utcnow
 
 #: Delivery states.
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -32,19 +32,7 @@ class DeliveryRecord:
 
 
 def _record(row: sa.Row) -> DeliveryRecord:
-    m = row._mapping
-    return DeliveryRecord(
-        id=m["id"],
-        job_id=m["job_id"],
-        account_id=m["account_id"],
-        event=m["event"],
-        url=m["url"],
-        status=m["status"],
-        attempt_count=m["attempt_count"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        delivered_at=m["delivered_at"],
-    )
+    return record_from_row(DeliveryRecord, row)
 
 
 def create_delivery(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from backend.jobs.states import ALLOWED_TRANSITIONS, JobPhase, JobStatus, later_phase
 from backend.store.tables import jobs
-from backend.store.types import utcnow
+from backend.store.types import record_from_row, utcnow
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,11 @@ class JobRecord:
     completed_at: datetime | None
 
 
-_FIELD_NAMES = [f.name for f in fields(JobRecord)]
-
-
 def _record(row: sa.Row) -> JobRecord:
-    m = dict(row._mapping)
-    m["status"] = JobStatus(m["status"])
-    m["phase"] = JobPhase(m["phase"])
-    return JobRecord(**{name: m[name] for name in _FIELD_NAMES})
+    m = row._mapping
+    return record_from_row(
+        JobRecord, row, status=JobStatus(m["status"]), phase=JobPhase(m["phase"])
+    )
 
 
 def chain_entry(status: JobStatus, phase: JobPhase, at: datetime) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+
+Record = TypeVar("Record")
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -31,3 +34,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def record_from_row(cls: type[Record], row: sa.Row, **converted: Any) -> Record:
+    """Build the dataclass ``cls`` from the columns of the same names in ``row``;
+    ``converted`` overrides columns that need turning into richer types."""
+    mapping = row._mapping
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: converted.get(name, mapping[name]) for name in names})
