@@ -64,7 +64,8 @@ def _api(args: argparse.Namespace) -> int:
     settings.require_redis_url()
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     workers = str(args.workers or settings.api_workers)
-    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", workers]
+    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", workers,
+                "--no-control-socket"]  # fmt: skip
     os.execv(sys.executable, [*gunicorn, "backend.api.wsgi:application()"])
 
 

@@ -57,7 +57,9 @@ class Child:
         if self.process is None:
             return
         if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            # The leader only: gunicorn and Dramatiq pass the signal on to their own
+            # processes, and Dramatiq reads a second SIGTERM as "kill, don't drain".
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:

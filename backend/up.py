@@ -103,7 +103,9 @@ def run_up(settings: Settings, *, port: int) -> int:
 def _gunicorn(bind: str, workers: int, app: str, *, threads: int = 1) -> list[str]:
     return python_command(
         "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", "10", "--log-level", "warning", app,
+        "--graceful-timeout", "10", "--log-level", "warning",
+        "--no-control-socket",  # two gunicorn masters would claim the same default path
+        app,
     )  # fmt: skip
 
 

@@ -7,12 +7,14 @@ accepted (202) per second and how long each took, so that changes to that path, 
 or the number of API workers can be compared with figures rather than impressions.
 
 How it works: ``--concurrency`` worker threads, each with its own keep-alive ``httpx.Client``
-(one TCP connection per thread), take request numbers from a shared counter until
-``--requests`` have been sent. ``--warmup`` requests run first, the same way, and are not
-counted. Latency is measured per request with ``time.perf_counter`` and its percentiles are
-taken over every request that got an HTTP answer (whatever the status); requests that got
-none (timeouts, refused connections) are counted by exception name. Every run stops by
-itself: the request count is bounded, and no request starts after ``--max-seconds``.
+(at most one TCP connection per thread), take request numbers from a shared counter until
+``--requests`` have been sent; gunicorn's sync workers, genhook's default, answer
+``Connection: close``, so against them every request opens a new connection anyway.
+``--warmup`` requests run first, the same way, and are not counted. Latency is measured per
+request with ``time.perf_counter`` and its percentiles are taken over every request that got
+an HTTP answer (whatever the status); requests that got none (timeouts, refused connections)
+are counted by exception name. Every run stops by itself: the request count is bounded, and
+no request starts after ``--max-seconds``.
 
 How to run it (only against a stack you run yourself; every accepted job is charged)::
 

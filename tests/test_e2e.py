@@ -206,6 +206,8 @@ def test_a_dead_worker_is_restarted_and_stopping_ends_every_child(stack: Stack) 
     assert stack.process.returncode == 0
     assert "genhook: stopped." in stack.output()
     assert sessions_alive(sessions) == []
+    # ...letting the worker drain rather than be killed
+    assert "Killing worker process" not in stack.output()
 
 
 def _accepts(port: int) -> bool:
