@@ -60,26 +60,24 @@ def _up(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import os
 
+    from backend.commands import API_APP, gunicorn_command
+
     settings = get_settings()
     settings.require_redis_url()
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
-    workers = str(args.workers or settings.api_workers)
-    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", workers,
-                "--no-control-socket"]  # fmt: skip
-    os.execv(sys.executable, [*gunicorn, "backend.api.wsgi:application()"])
+    command = gunicorn_command(bind, args.workers or settings.api_workers, API_APP)
+    os.execv(command[0], command)
 
 
 def _worker(args: argparse.Namespace) -> int:
     import os
 
+    from backend.commands import worker_command
+
     settings = get_settings()
     settings.require_redis_url()
-    os.execv(
-        sys.executable,
-        [sys.executable, "-m", "dramatiq", "backend.actors",
-         "--processes", str(settings.worker_processes),
-         "--threads", str(settings.worker_threads)],
-    )  # fmt: skip
+    command = worker_command(settings)
+    os.execv(command[0], command)
 
 
 def _scheduler(args: argparse.Namespace) -> int:

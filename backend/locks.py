@@ -16,6 +16,11 @@ from backend import redis_keys
 
 log = logging.getLogger(__name__)
 
+#: A step that finds its job locked is re-enqueued this much later, never dropped: the
+#: holder may be the previous step still finishing, and a stale message is recognised
+#: (and dropped) by the step itself once it gets the lock.
+LOCK_BUSY_RETRY_SECONDS = 0.5
+
 
 @contextmanager
 def held(client: redis.Redis, key: str, ttl_seconds: int) -> Iterator[bool]:

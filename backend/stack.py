@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -115,10 +114,6 @@ def _signal_group(pgid: int, signum: int) -> None:
     """Each child leads its own process group (``start_new_session``)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-
-
-def python_command(*args: str) -> list[str]:
-    return [sys.executable, *args]
 
 
 def child_env(overrides: dict[str, str]) -> dict[str, str]:

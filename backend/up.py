@@ -10,17 +10,22 @@ from urllib.parse import urlsplit
 
 from backend import bundled_redis
 from backend.accounts import create_account, get_account, issue_api_key
-from backend.context import build_context
+from backend.commands import (
+    API_APP,
+    SIMULATOR_APP,
+    gunicorn_command,
+    python_command,
+    worker_command,
+)
+from backend.context import Context, build_context
 from backend.settings import Settings
-from backend.stack import Child, Supervisor, child_env, python_command, wait_until_ready
+from backend.stack import Child, Supervisor, child_env, wait_until_ready
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
 
 DEMO_EMAIL = "demo@genhook.local"
 #: Networks ``genhook up`` lets webhooks reach, so a receiver on this machine works.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
-API_APP = "backend.api.wsgi:application()"
-SIMULATOR_APP = "backend.simulator.app:gunicorn_app()"
 
 
 @dataclass(frozen=True)
@@ -64,17 +69,11 @@ def run_up(settings: Settings, *, port: int) -> int:
     )
     sim = urlsplit(settings.simulator_url)
     api_bind = f"{settings.api_host}:{port}"
-    simulator = _gunicorn(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
-    api = _gunicorn(api_bind, settings.api_workers, API_APP)
-    worker = python_command(
-        "-m", "dramatiq", "backend.actors",
-        "--processes", str(settings.worker_processes),
-        "--threads", str(settings.worker_threads),
-    )  # fmt: skip
+    simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
     children += [
         Child("simulator", simulator, env),
-        Child("api", api, env),
-        Child("worker", worker, env),
+        Child("api", gunicorn_command(api_bind, settings.api_workers, API_APP), env),
+        Child("worker", worker_command(settings), env),
         Child("scheduler", python_command("-m", "backend.cli", "scheduler"), env),
     ]
 
@@ -85,9 +84,11 @@ def run_up(settings: Settings, *, port: int) -> int:
     try:
         # Migrations and the demo account need only the database; Redis starts below.
         ctx = build_context(live)
-        upgrade(ctx.store.engine)
-        demo = ensure_demo_account(live, var_dir / "demo-account.json")
-        ctx.close()
+        try:
+            upgrade(ctx.store.engine)
+            demo = ensure_demo_account(ctx, var_dir / "demo-account.json")
+        finally:
+            ctx.close()
         supervisor.start_all()
         base_url = f"http://{settings.api_host}:{port}"
         wait_until_ready(base_url, supervisor)
@@ -100,35 +101,22 @@ def run_up(settings: Settings, *, port: int) -> int:
     return 0
 
 
-def _gunicorn(bind: str, workers: int, app: str, *, threads: int = 1) -> list[str]:
-    return python_command(
-        "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", "10", "--log-level", "warning",
-        "--no-control-socket",  # two gunicorn masters would claim the same default path
-        app,
-    )  # fmt: skip
-
-
-def ensure_demo_account(settings: Settings, path: Path) -> DemoAccount:
+def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
     """The demo account's credentials, created on first start and kept (mode 0600) in
     ``path``, since the database itself only holds the API key's hash."""
-    ctx = build_context(settings)
-    try:
-        if path.exists():
-            saved = DemoAccount(**json.loads(path.read_text()))
-            if get_account(ctx, saved.account_id) is not None:
-                return saved
-        with ctx.store.begin() as conn:
-            existing = accounts_store.get_account_by_email(conn, DEMO_EMAIL)
-        if existing is not None:  # the file was lost: issue a fresh key
-            demo = DemoAccount(
-                existing.id, DEMO_EMAIL, issue_api_key(ctx, existing.id), existing.signing_secret
-            )
-        else:
-            new = create_account(ctx, DEMO_EMAIL)
-            demo = DemoAccount(new.account.id, DEMO_EMAIL, new.api_key, new.account.signing_secret)
-    finally:
-        ctx.close()
+    if path.exists():
+        saved = DemoAccount(**json.loads(path.read_text()))
+        if get_account(ctx, saved.account_id) is not None:
+            return saved
+    with ctx.store.begin() as conn:
+        existing = accounts_store.get_account_by_email(conn, DEMO_EMAIL)
+    if existing is not None:  # the file was lost: issue a fresh key
+        demo = DemoAccount(
+            existing.id, DEMO_EMAIL, issue_api_key(ctx, existing.id), existing.signing_secret
+        )
+    else:
+        new = create_account(ctx, DEMO_EMAIL)
+        demo = DemoAccount(new.account.id, DEMO_EMAIL, new.api_key, new.account.signing_secret)
     path.write_text(json.dumps(demo.__dict__, indent=2))
     os.chmod(path, 0o600)
     return demo

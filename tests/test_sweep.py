@@ -9,6 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from backend import redis_keys
 from backend.accounts import NewAccount
 from backend.broker import build_broker
 from backend.context import Context
@@ -17,6 +18,7 @@ from backend.jobs.create import create_generation
 from backend.jobs.poll import poll
 from backend.jobs.states import JobStatus
 from backend.jobs.submit import submit
+from backend.locks import held
 from backend.queue import Queue
 from backend.schemas.generations import GenerationCreate
 from backend.store import accounts as accounts_store
@@ -182,3 +184,19 @@ def test_a_duplicated_poll_message_polls_once_and_never_forks_the_chain(
     with ctx.store.begin() as conn:
         job = jobs_store.get_job(conn, job_id)
     assert job is not None and job.poll_token not in (None, first_token)
+
+
+def test_a_submit_that_finds_its_job_locked_is_retried_not_dropped(
+    ctx: Context, lossy: Context, account: NewAccount
+) -> None:
+    # Given a pending job whose lock another worker holds (its previous attempt, say)
+    job_id = new_job(lossy, account)
+    with held(ctx.redis, redis_keys.job_lock(job_id), ttl_seconds=30) as mine:
+        assert mine
+
+        # When its submit message is processed meanwhile
+        submit(ctx, job_id)
+        assert status_of(ctx, job_id) == JobStatus.PENDING
+
+    # Then it comes back once the lock is free, and the job completes without any sweep
+    wait_until(lambda: status_of(ctx, job_id) == JobStatus.COMPLETED)

@@ -17,16 +17,12 @@ from backend.errors import ProviderRejected, ProviderTransient
 from backend.jobs import finish
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.states import JobStatus
-from backend.locks import job_lock
+from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
 from backend.providers.base import RenderState, RenderStatus
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
 
 log = logging.getLogger(__name__)
-
-
-#: When another worker holds the job (finishing its submission, say), try again this soon.
-LOCK_BUSY_RETRY_SECONDS = 0.5
 
 
 def poll(ctx: Context, job_id: str, poll_token: str) -> None:

@@ -10,7 +10,7 @@ from backend.jobs import finish
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.poll import new_poll_token
 from backend.jobs.states import JobStatus
-from backend.locks import job_lock
+from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
 from backend.providers.base import RenderRequest
 from backend.store import jobs as jobs_store
 
@@ -22,7 +22,7 @@ def submit(ctx: Context, job_id: str) -> None:
     idempotency key and only one run can move the job out of ``pending``."""
     with job_lock(ctx.redis, job_id) as mine:
         if not mine:
-            log.info("job %s is being submitted by another worker", job_id)
+            ctx.queue.submit_job(job_id, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
             return
         poll_token = _submit_locked(ctx, job_id)
     if poll_token is not None:

@@ -1,0 +1,38 @@
+"""The command lines of genhook's long-running processes.
+
+Shared by ``genhook up`` (which supervises them) and the production subcommands
+(``genhook api``, ``genhook worker``), so both run the processes the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from backend.settings import Settings
+
+API_APP = "backend.api.wsgi:application()"
+SIMULATOR_APP = "backend.simulator.app:gunicorn_app()"
+#: Seconds gunicorn gives in-flight requests on shutdown.
+GRACEFUL_TIMEOUT_SECONDS = 10
+
+
+def python_command(*args: str) -> list[str]:
+    """Run with this interpreter, so the child sees the same installed genhook."""
+    return [sys.executable, *args]
+
+
+def gunicorn_command(bind: str, workers: int, app: str, *, threads: int = 1) -> list[str]:
+    return python_command(
+        "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
+        "--graceful-timeout", str(GRACEFUL_TIMEOUT_SECONDS), "--log-level", "warning",
+        "--no-control-socket",  # two gunicorn masters would claim the same default path
+        app,
+    )  # fmt: skip
+
+
+def worker_command(settings: Settings) -> list[str]:
+    return python_command(
+        "-m", "dramatiq", "backend.actors",
+        "--processes", str(settings.worker_processes),
+        "--threads", str(settings.worker_threads),
+    )  # fmt: skip
