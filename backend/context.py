@@ -8,7 +8,7 @@ domain functions take a ``Context`` and stay easy to follow and to test.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import dramatiq
@@ -23,6 +23,7 @@ from backend.settings import Settings, get_settings
 from backend.status_cache import StatusCache
 from backend.store import Store
 from backend.store.types import utcnow
+from backend.webhooks.guarded_transport import guarded_client
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -35,10 +36,8 @@ class Context:
     queue: Queue
     cache: StatusCache
     providers: dict[str, Provider]
-    #: Outbound webhook client: no redirects, no environment proxies.
-    webhook_client: httpx.Client = field(
-        default_factory=lambda: httpx.Client(follow_redirects=False, trust_env=False)
-    )
+    #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
+    webhook_client: httpx.Client
 
     def now(self) -> datetime:
         return utcnow()
@@ -66,6 +65,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         queue=Queue(broker or build_broker(redis_url)),
         cache=StatusCache(redis_client, terminal_ttl_seconds=settings.status_cache_ttl_seconds),
         providers=build_providers(settings, provider_client),
+        webhook_client=guarded_client(settings.webhook_allowed_networks),
     )
 
 

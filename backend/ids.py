@@ -37,3 +37,7 @@ def account_id() -> str:
 
 def delivery_id() -> str:
     return new_id("dlv")
+
+
+def endpoint_id() -> str:
+    return new_id("we")

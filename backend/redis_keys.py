@@ -7,11 +7,15 @@
                                           TTL: JOB_LOCK_TTL_SECONDS (expires if a worker dies)
     genhook:lock:delivery:{id}    string  lock held while one worker sends that delivery
                                           TTL: DELIVERY_LOCK_TTL_SECONDS
+    genhook:dedup:webhook:{job_id}:{event}:{state}:{url_hash}
+                                  string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
+                                          TTL: settings.webhook_dedup_ttl_seconds (7 days)
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
                                           TTL: SWEEP_LOCK_TTL_SECONDS
     dramatiq:*                            Dramatiq's own queues (namespace "dramatiq")
 
-The database is the truth; losing every one of these keys loses nothing but speed.
+The database is the truth; losing these keys loses speed, and (for the dedup keys) only
+the protection against a resend after a crash in the instant after a receiver's 2xx.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ def job_lock(job_id: str) -> str:
 
 def delivery_lock(delivery_id: str) -> str:
     return f"{PREFIX}:lock:delivery:{delivery_id}"
+
+
+def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) -> str:
+    return f"{PREFIX}:dedup:webhook:{job_id}:{event}:{state}:{destination_hash}"
 
 
 def sweep_lock(name: str) -> str:

@@ -13,6 +13,9 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.durations import parse_schedule
+from backend.webhooks.retry import validate_schedule
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Where ``genhook up`` keeps its SQLite file, bundled Redis data and demo credentials.
@@ -61,7 +64,28 @@ class Settings(BaseSettings):
     )
 
     webhook_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Timeout of one webhook POST."
+        default=10.0, gt=0, le=60, description="Timeout of one webhook POST."
+    )
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 30.0],
+        description="Delay before each webhook attempt, comma-separated (e.g. `0s,5s,30s` or "
+        "`0s,5m,30m,2h,5h,10h`); its length is the number of attempts.",
+    )
+    webhook_dedup_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long a delivered (generation, event, destination) is remembered in "
+        "Redis so that it is never sent twice.",
+    )
+    webhook_secret_overlap_seconds: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="After a signing-secret rotation, how long the old secret still signs too.",
+    )
+    webhook_endpoint_disable_after_seconds: float = Field(
+        default=5 * 24 * 3600.0,
+        gt=0,
+        description="A webhook endpoint failing continuously for this long is disabled.",
     )
     webhook_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
@@ -87,6 +111,15 @@ class Settings(BaseSettings):
             return [
                 ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip()
             ]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = parse_schedule(value)
+        if isinstance(value, list):
+            return validate_schedule(value)
         return value
 
     def require_redis_url(self) -> str:

@@ -127,6 +127,7 @@ def make_settings(
         "poll_interval_seconds": 0.05,
         "webhook_allowed_networks": LOOPBACK,
         "webhook_timeout_seconds": 2.0,
+        "webhook_retry_schedule": "0s,0.1s,0.2s",
         **extra,
     }
     return Settings.model_validate(values)

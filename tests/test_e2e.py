@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 
 from backend.bundled_redis import free_port
 from tests.conftest import PG_URL, wait_until
-from tests.support.receiver import WebhookReceiver
+from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.e2e
@@ -159,6 +159,40 @@ def test_submit_render_and_receive_a_signed_webhook(stack: Stack) -> None:
     assert httpx.get(job["output_url"]).content[4:8] == b"ftyp"
     account = httpx.get(f"{stack.base_url}/v1/account", headers=stack.headers()).json()
     assert account["credits"] < 50
+
+
+def test_an_endpoint_gets_a_retried_webhook_logged_in_the_delivery_log(stack: Stack) -> None:
+    # Given a webhook endpoint registered over HTTP, whose receiver fails once
+    receiver = WebhookReceiver()
+    receiver.reply(Reply("503 Service Unavailable", headers=[("Retry-After", "1")]))
+    with serve_wsgi(receiver) as url:
+        created = httpx.post(
+            f"{stack.base_url}/v1/webhook-endpoints",
+            json={"url": f"{url}/zap", "retry_schedule": ["0s", "0.5s"]},
+            headers=stack.headers(),
+        )
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+
+        # When a job completes
+        accepted = stack.submit()
+
+        # Then the endpoint gets the event on the second attempt, signed with its secret
+        first, second = receiver.wait_for(2, timeout=30)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert Webhook(secret).verify(second.body, second.headers)["id"] == accepted["id"]
+
+    # And the delivery log shows both attempts
+    def delivered() -> dict | None:
+        log = httpx.get(
+            f"{stack.base_url}/v1/video/generations/{accepted['id']}/deliveries",
+            headers=stack.headers(),
+        ).json()
+        return log["data"][0] if log["data"][0]["status"] == "delivered" else None
+
+    delivery = wait_until(delivered)
+    statuses = [a["response_status"] for a in delivery["attempts"]]
+    assert delivery["status"] == "delivered" and statuses == [503, 200]
 
 
 def test_the_readme_receiver_verifies_a_real_webhook(stack: Stack) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -9,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from backend.store.engine import create_engine
 from backend.store.migrate import current_revision, head_revision, upgrade
 from backend.store.tables import metadata
+from tests.conftest import DATABASES, PG_URL
 
 
 def test_the_migrated_schema_matches_the_tables(database_url: str) -> None:
@@ -28,3 +33,74 @@ def test_a_fresh_database_is_brought_to_head(tmp_path) -> None:  # type: ignore[
     names = set(sa.inspect(engine).get_table_names())
     assert {"accounts", "api_keys", "jobs", "credit_ledger", "deliveries"} <= names
     engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty database: a new SQLite file, or a scratch schema in the test PostgreSQL."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+        yield engine
+        engine.dispose()
+        return
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS migration_check CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA migration_check"))
+    engine = create_engine(f"{PG_URL}?options=-csearch_path%3Dmigration_check")
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA migration_check CASCADE"))
+    admin.dispose()
+
+
+def test_deliveries_written_before_0002_stay_deliverable(empty_database: sa.Engine) -> None:
+    # Given a database at revision 0001 with a pending and a delivered delivery
+    upgrade(empty_database, "0001")
+    now = "2026-11-20 10:00:00+00:00"
+    with empty_database.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (id, email, credits, signing_secret, created_at) "
+                "VALUES ('acct_1', 'a@example.com', 0, 'whsec_x', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, account_id, model, prompt, duration_seconds, aspect_ratio,"
+                " metadata, status, phase, provider, credits_charged, failover_used,"
+                " status_chain, poll_failures, created_at, updated_at) VALUES ('vgen_1',"
+                " 'acct_1', 'kling-v3', 'p', 5, '16:9', '{}', 'failed', 'queued', 'simulator',"
+                " 3, false, '[]', 0, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for delivery_id, event, status in [
+            ("dlv_1", "video.generation.failed", "pending"),
+            ("dlv_2", "video.generation.completed", "delivered"),
+        ]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO deliveries (id, job_id, account_id, event, url, status,"
+                    " attempt_count, created_at, updated_at) VALUES (:id, 'vgen_1', 'acct_1',"
+                    " :event, 'https://hooks.example/', :status, 0, :now, :now)"
+                ),
+                {"id": delivery_id, "event": event, "status": status, "now": now},
+            )
+
+    # When it is migrated to head
+    upgrade(empty_database)
+
+    # Then each delivery names the state it announces, and the pending one is due
+    with empty_database.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                sa.text("SELECT id, job_state, next_attempt_at, round_attempts FROM deliveries")
+            )
+        }
+    assert rows["dlv_1"].job_state == "failed" and rows["dlv_1"].next_attempt_at is not None
+    assert rows["dlv_2"].job_state == "completed" and rows["dlv_2"].next_attempt_at is None
+    assert rows["dlv_1"].round_attempts == 0

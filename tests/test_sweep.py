@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,8 +14,9 @@ from backend import redis_keys
 from backend.accounts import NewAccount
 from backend.broker import build_broker
 from backend.context import Context
-from backend.jobs import sweep
+from backend.jobs import finish, sweep
 from backend.jobs.create import create_generation
+from backend.jobs.deliver import deliver
 from backend.jobs.poll import poll
 from backend.jobs.states import JobStatus
 from backend.jobs.submit import submit
@@ -27,7 +29,7 @@ from backend.store import jobs as jobs_store
 from backend.store.tables import credit_ledger
 from tests.conftest import wait_until
 from tests.support.faults import inject_fault, stats
-from tests.support.receiver import WebhookReceiver
+from tests.support.receiver import Reply, WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -200,3 +202,44 @@ def test_a_submit_that_finds_its_job_locked_is_retried_not_dropped(
 
     # Then it comes back once the lock is free, and the job completes without any sweep
     wait_until(lambda: status_of(ctx, job_id) == JobStatus.COMPLETED)
+
+
+def test_a_waiting_retry_is_left_alone_and_a_lost_one_is_sent_once_due(
+    ctx: Context, lossy: Context, account: NewAccount, receiver: tuple[WebhookReceiver, str]
+) -> None:
+    # Given a finished job whose first webhook attempt failed, the retry due in 30 s, and
+    # the retry's message lost (the broker is unreachable)
+    app, url = receiver
+    app.reply(Reply("500 Internal Server Error"))
+    slow_retries = dataclasses.replace(
+        lossy, settings=lossy.settings.model_copy(update={"webhook_retry_schedule": [0, 30]})
+    )
+    job_id = new_job(lossy, account, webhook_url=url)
+    finish.fail(lossy, job_id, code="provider_failed", message="the render failed")
+    (delivery_id,) = delivery_ids(ctx, job_id)
+    deliver(slow_retries, delivery_id)
+    assert len(app.requests) == 1
+
+    # When the sweep runs before the retry is due, it leaves the delivery alone
+    assert sweep.run_sweeps(sweeping(ctx)).redelivered == 0
+
+    # Then once the retry is overdue (moved to the past here), the sweep sends it, once
+    with ctx.store.begin() as conn:
+        deliveries_store.reschedule(conn, delivery_id, ctx.now() - timedelta(seconds=1))
+    assert sweep.run_sweeps(sweeping(ctx)).redelivered == 1
+    second = app.wait_for(2)[1]
+    assert second.headers["webhook-id"] == delivery_id
+    wait_until(lambda: delivery_status(ctx, delivery_id) == deliveries_store.DELIVERED)
+    assert sweep.run_sweeps(sweeping(ctx)).redelivered == 0
+
+
+def delivery_ids(ctx: Context, job_id: str) -> list[str]:
+    with ctx.store.begin() as conn:
+        return [d.id for d in deliveries_store.deliveries_for_job(conn, job_id)]
+
+
+def delivery_status(ctx: Context, delivery_id: str) -> str:
+    with ctx.store.begin() as conn:
+        found = deliveries_store.get_delivery(conn, delivery_id)
+    assert found is not None
+    return found.status

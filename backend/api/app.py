@@ -15,7 +15,20 @@ from backend.api.resources.accounts import AccountResource, SignupResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import GenerationResource, GenerationsResource
 from backend.api.resources.health import HealthResource, ReadyResource
+from backend.api.resources.webhooks import (
+    DeliveryResource,
+    GenerationDeliveriesResource,
+    RecoverWebhookEndpointResource,
+    RedeliverResource,
+    RotateAccountSecretResource,
+    RotateWebhookEndpointSecretResource,
+    WebhookEndpointResource,
+    WebhookEndpointSecretResource,
+    WebhookEndpointsResource,
+)
 from backend.context import Context
+from backend.jobs import events
+from backend.schemas.generations import WebhookPayload
 
 
 def genhook_version() -> str:
@@ -36,6 +49,19 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/v1/models", ModelsResource(), ""),
         ("/v1/video/generations", GenerationsResource(ctx), ""),
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),
+        ("/v1/video/generations/{job_id}/deliveries", GenerationDeliveriesResource(ctx), ""),
+        ("/v1/deliveries/{delivery_id}", DeliveryResource(ctx), ""),
+        ("/v1/deliveries/{delivery_id}/redeliver", RedeliverResource(ctx), ""),
+        ("/v1/account/rotate-signing-secret", RotateAccountSecretResource(ctx), ""),
+        ("/v1/webhook-endpoints", WebhookEndpointsResource(ctx), ""),
+        ("/v1/webhook-endpoints/{endpoint_id}", WebhookEndpointResource(ctx), ""),
+        ("/v1/webhook-endpoints/{endpoint_id}/secret", WebhookEndpointSecretResource(ctx), ""),
+        (
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            RotateWebhookEndpointSecretResource(ctx),
+            "",
+        ),
+        ("/v1/webhook-endpoints/{endpoint_id}/recover", RecoverWebhookEndpointResource(ctx), ""),
     ]
 
 
@@ -49,8 +75,24 @@ class OpenAPIResource:
         resp.text = self.body
 
 
+#: The webhooks genhook sends, for the OpenAPI document's ``webhooks`` section.
+WEBHOOKS = {
+    events.COMPLETED: ("A generation completed; `output_url` holds the video.", WebhookPayload),
+    events.FAILED: (
+        "A generation failed; `error` says why. Its credits were refunded.",
+        WebhookPayload,
+    ),
+    events.STATUS_CHANGED: (
+        "A generation entered a new phase (endpoints that subscribed only).",
+        WebhookPayload,
+    ),
+}
+
+
 def openapi_document(ctx: Context) -> dict[str, Any]:
-    return build_document(routes(ctx), title="genhook API", version=genhook_version())
+    return build_document(
+        routes(ctx), title="genhook API", version=genhook_version(), webhooks=WEBHOOKS
+    )
 
 
 def create_app(ctx: Context) -> falcon.App:

@@ -6,7 +6,7 @@ the routes and asks pydantic for the JSON Schemas. Nothing here is written by ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -54,10 +54,27 @@ def operation(**kwargs: Any) -> Callable[[F], F]:
     return attach
 
 
+#: Headers of every webhook request, documented on each entry of the ``webhooks`` section.
+WEBHOOK_HEADERS = {
+    "X-Genhook-Event": "The event, e.g. `video.generation.completed`.",
+    "X-Genhook-Delivery-Id": "The delivery id; the same on every attempt and redelivery.",
+    "X-Genhook-Signature": "`sha256=` + hex HMAC-SHA256 of the raw body, keyed by the secret.",
+    "webhook-id": "Standard Webhooks message id (equals the delivery id); dedup on it.",
+    "webhook-timestamp": "Standard Webhooks timestamp (Unix seconds).",
+    "webhook-signature": "Standard Webhooks signatures: `v1,<base64>`, two during a rotation.",
+}
+
+
 def build_document(
-    routes: Iterable[tuple[str, Any, str]], *, title: str, version: str
+    routes: Iterable[tuple[str, Any, str]],
+    *,
+    title: str,
+    version: str,
+    webhooks: Mapping[str, tuple[str, type[BaseModel]]] | None = None,
 ) -> dict[str, Any]:
-    """``routes`` holds (path template, resource, responder suffix) triples."""
+    """``routes`` holds (path template, resource, responder suffix) triples; ``webhooks``
+    maps each event genhook sends to (summary, payload model)."""
+    webhooks = webhooks or {}
     paths: dict[str, dict[str, Any]] = {}
     ops: list[tuple[str, str, Operation, bool]] = []
     for path, resource, suffix in routes:
@@ -67,7 +84,7 @@ def build_document(
             if op is not None:
                 ops.append((path, method, op, getattr(resource, "public", False)))
 
-    models: set[type[BaseModel]] = {Problem}
+    models: set[type[BaseModel]] = {Problem, *(model for _, model in webhooks.values())}
     for _, _, op, _ in ops:
         models.update(m for m in (op.request, op.query, *op.responses.values()) if m is not None)
     _, schema = models_json_schema(
@@ -81,6 +98,10 @@ def build_document(
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
+        "webhooks": {
+            event: _webhook_object(event, summary, model)
+            for event, (summary, model) in webhooks.items()
+        },
         "components": {
             "schemas": components,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
@@ -139,6 +160,30 @@ def _operation_object(
             "content": {"application/problem+json": {"schema": _ref(Problem)}},
         }
     return result
+
+
+def _webhook_object(event: str, summary: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": event.replace(".", "_"),
+            "summary": summary,
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": True,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in WEBHOOK_HEADERS.items()
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(model)}},
+            },
+            "responses": {"200": {"description": "Any 2xx acknowledges the delivery."}},
+        }
+    }
 
 
 def _path_params(path: str) -> list[str]:

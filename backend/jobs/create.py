@@ -7,7 +7,6 @@ import logging
 from backend import ids
 from backend.catalog import MODELS
 from backend.context import Context
-from backend.errors import UnsafeWebhookTarget, ValidationFailed
 from backend.jobs.credits import charge
 from backend.schemas.generations import GenerationCreate
 from backend.store import jobs as jobs_store
@@ -24,10 +23,9 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     submits it later, so the client gets its 202 either way.
     """
     if request.webhook_url is not None:
-        try:
-            url_guard.check_url(request.webhook_url, ctx.settings.webhook_allowed_networks)
-        except UnsafeWebhookTarget as exc:
-            raise ValidationFailed.for_field("webhook_url", str(exc)) from None
+        url_guard.require_public(
+            request.webhook_url, ctx.settings.webhook_allowed_networks, "webhook_url"
+        )
 
     model = MODELS[request.model]
     price = model.price(request.duration_seconds)

@@ -1,80 +1,269 @@
-"""Step 4: POST the signed result to the job's webhook_url and log the attempt.
+"""Step 4: send one attempt of a webhook delivery, log it, and decide what comes next.
 
-One attempt per message for now; retries, dedup and the delivery API build on this.
+Each attempt is one Dramatiq message; a retry is a delayed message, so no thread ever
+sleeps waiting for a receiver to come back. The rules, in order:
+
+* 2xx is success. Redirects are not followed and count as failures.
+* 410 Gone stops the delivery at once and disables the endpoint it came from.
+* A refused destination (its address is private and not allowed) fails at once.
+* Any other failure waits for the next delay in the retry schedule (lengthened, within the
+  schedule's bounds, by a ``Retry-After`` on 429/503); when the round's attempts are used
+  up, the delivery is failed. The result can still be read by polling, and the delivery
+  can be redelivered or recovered later.
+* An endpoint that has had no success for ``webhook_endpoint_disable_after_seconds`` is
+  disabled with a reason; pending deliveries to a disabled or deleted endpoint fail.
+
+Every attempt of one delivery carries the same ``webhook-id`` (the delivery id).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 
 from backend import redis_keys
 from backend.context import Context
-from backend.errors import UnsafeWebhookTarget
-from backend.jobs.states import JobStatus
-from backend.jobs.view import to_webhook_payload
-from backend.locks import held
+from backend.locks import LOCK_BUSY_RETRY_SECONDS, held
+from backend.settings import Settings
 from backend.store import accounts as accounts_store
 from backend.store import deliveries as deliveries_store
+from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
-from backend.webhooks import url_guard
+from backend.store.deliveries import DELIVERED, FAILED, PENDING, DeliveryRecord
+from backend.store.endpoints import EndpointRecord
+from backend.webhooks import dedup
+from backend.webhooks.retry import (
+    RETRY_AFTER_STATUSES,
+    next_delay,
+    parse_retry_after,
+    policy_for,
+)
 from backend.webhooks.sender import AttemptResult, post_webhook
-from backend.webhooks.signing import signature_headers
+from backend.webhooks.signing import active_secrets, signature_headers
 
 log = logging.getLogger(__name__)
 
+#: A message may arrive this much before its delivery is due (clocks of two hosts).
+EARLY_TOLERANCE = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything needed to send one delivery, read in one transaction."""
+
+    delivery: DeliveryRecord
+    endpoint: EndpointRecord | None
+    #: The endpoint's URL as it is now (it may have been changed), else the delivery's.
+    url: str
+    secrets: list[str]
+    body: bytes
+
 
 def deliver(ctx: Context, delivery_id: str) -> None:
-    """Send a pending delivery once; a concurrent duplicate message finds the lock taken,
-    a later one finds the delivery no longer pending."""
+    """Make the attempt that is due. A duplicate message finds the delivery locked (and
+    comes back later) or no longer due (and is dropped)."""
     lock = redis_keys.delivery_lock(delivery_id)
     with held(ctx.redis, lock, redis_keys.DELIVERY_LOCK_TTL_SECONDS) as mine:
-        if mine:
-            _deliver_locked(ctx, delivery_id)
+        retry_in = _attempt_if_due(ctx, delivery_id) if mine else LOCK_BUSY_RETRY_SECONDS
+    # Enqueued only once the lock is free, so even a zero delay cannot find it taken.
+    if retry_in is not None:
+        ctx.queue.deliver_webhook(delivery_id, delay_seconds=retry_in)
 
 
-def _deliver_locked(ctx: Context, delivery_id: str) -> None:
+def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
+    """Attempt the delivery if it is due; returns the delay of the next attempt, if any."""
+    now = ctx.now()
+    target = _load(ctx, delivery_id, now)
+    if target is None:
+        return None
+    delivery, endpoint = target.delivery, target.endpoint
+    unusable = _unusable_reason(endpoint)
+    if unusable is not None:
+        _record(ctx, target, now, _not_sent(f"not sent: {unusable}"), outcome=FAILED)
+        return None
+    seen = dedup.check(ctx.redis, delivery)
+    if seen.already_delivered:
+        note = "not sent again: Redis records an earlier, unlogged attempt as delivered"
+        _record(ctx, target, now, _not_sent(note), outcome=DELIVERED)
+        return None
+
+    policy = policy_for(ctx.settings, endpoint)
+    headers = signature_headers(
+        secrets=target.secrets,
+        message_id=delivery.id,
+        event=delivery.event,
+        timestamp=now,
+        body=target.body,
+    )
+    result = post_webhook(
+        ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+    )
+    unavailable = seen.unavailable
+    if result.succeeded:
+        remembered = dedup.remember(
+            ctx.redis, delivery, delivery.attempt_count + 1, ctx.settings.webhook_dedup_ttl_seconds
+        )
+        unavailable = unavailable or not remembered
+        _record(
+            ctx,
+            target,
+            now,
+            result,
+            outcome=DELIVERED,
+            sent=True,
+            dedup_unavailable=unavailable,
+        )
+        return None
+
+    delay = _retry_delay(delivery, result, policy.schedule, now)
+    outcome = FAILED if delay is None else PENDING
+    next_at = None if delay is None else now + timedelta(seconds=delay)
+    _record(
+        ctx,
+        target,
+        now,
+        result,
+        outcome=outcome,
+        sent=True,
+        next_attempt_at=next_at,
+        dedup_unavailable=unavailable,
+    )
+    return delay
+
+
+def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:
     with ctx.store.begin() as conn:
         delivery = deliveries_store.get_delivery(conn, delivery_id)
-        if delivery is None or delivery.status != deliveries_store.PENDING:
-            return
-        job = jobs_store.get_job(conn, delivery.job_id)
-        account = accounts_store.get_account(conn, delivery.account_id)
-    assert (
-        job is not None
-        and account is not None
-        and job.status
-        in (
-            JobStatus.COMPLETED,
-            JobStatus.FAILED,
-        )
-    )
-    body = to_webhook_payload(job).model_dump_json().encode()
-    attempted_at = ctx.now()
-    try:
-        url_guard.check_url(delivery.url, ctx.settings.webhook_allowed_networks)
-    except UnsafeWebhookTarget as exc:
-        result = AttemptResult(None, 0, f"refused: {exc}", None)
-    else:
-        headers = signature_headers(
-            secret=account.signing_secret,
-            message_id=delivery.id,
-            event=delivery.event,
-            timestamp=attempted_at,
-            body=body,
-        )
-        result = post_webhook(
-            ctx.webhook_client, delivery.url, body, headers, ctx.settings.webhook_timeout_seconds
-        )
-    outcome = deliveries_store.DELIVERED if result.succeeded else deliveries_store.FAILED
+        if delivery is None or delivery.status != PENDING:
+            return None
+        if (
+            delivery.next_attempt_at is not None
+            and delivery.next_attempt_at > now + EARLY_TOLERANCE
+        ):
+            return None  # an early duplicate; the scheduled message (or the sweep) will come
+        endpoint = None
+        if delivery.endpoint_id is not None:
+            endpoint = endpoints_store.get_endpoint(
+                conn, delivery.endpoint_id, include_deleted=True
+            )
+            assert endpoint is not None
+            secrets = active_secrets(
+                endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+            )
+        else:
+            account = accounts_store.get_account(conn, delivery.account_id)
+            assert account is not None
+            secrets = active_secrets(
+                account.signing_secret,
+                account.previous_signing_secret,
+                account.previous_signing_secret_expires_at,
+                now,
+            )
+        body = delivery.payload
+        if body is None:  # written before payloads were frozen (migration 0002)
+            from backend.jobs.view import to_webhook_payload
+
+            job = jobs_store.get_job(conn, delivery.job_id)
+            assert job is not None
+            body = to_webhook_payload(job, delivery.event).model_dump_json()
+    url = endpoint.url if endpoint is not None else delivery.url
+    return Target(delivery, endpoint, url, secrets, body.encode())
+
+
+def _unusable_reason(endpoint: EndpointRecord | None) -> str | None:
+    if endpoint is None:
+        return None
+    if endpoint.deleted_at is not None:
+        return "the endpoint was deleted"
+    if not endpoint.enabled:
+        return f"the endpoint is disabled ({endpoint.disabled_reason})"
+    return None
+
+
+def _retry_delay(
+    delivery: DeliveryRecord, result: AttemptResult, schedule: list[float], now: datetime
+) -> float | None:
+    """Seconds until the next attempt, or ``None`` if this failure ends the delivery."""
+    if result.status_code == 410 or result.refused:
+        return None
+    made = delivery.round_attempts + 1
+    if made >= (delivery.round_limit or len(schedule)):
+        return None
+    retry_after = None
+    if result.status_code in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(result.retry_after, now)
+    return next_delay(schedule, made, retry_after)
+
+
+def _not_sent(why: str) -> AttemptResult:
+    """The log entry of a decision not to send, which the delivery log shows as an attempt."""
+    return AttemptResult(None, 0, why, None)
+
+
+def _record(
+    ctx: Context,
+    target: Target,
+    at: datetime,
+    result: AttemptResult,
+    *,
+    outcome: str,
+    sent: bool = False,
+    next_attempt_at: datetime | None = None,
+    dedup_unavailable: bool = False,
+) -> None:
+    """Log the attempt and, if a request was made, keep the endpoint's health up to date,
+    in one transaction."""
+    delivery, endpoint = target.delivery, target.endpoint
     with ctx.store.begin() as conn:
         deliveries_store.record_attempt(
             conn,
             delivery.id,
-            attempted_at=attempted_at,
+            attempted_at=at,
             response_status=result.status_code,
             latency_ms=result.latency_ms,
             error=result.error,
             response_body=result.response_body,
+            url=target.url if sent else None,
+            dedup_unavailable=dedup_unavailable,
             outcome=outcome,
+            next_attempt_at=next_attempt_at,
         )
-    log.info("delivery %s of job %s: %s (%s)", delivery.id, job.id, outcome, result.error or "ok")
+        if endpoint is not None and sent:
+            _update_endpoint_health(conn, ctx.settings, endpoint, result, at)
+    log.info(
+        "delivery %s (%s to %s) attempt %d: %s%s",
+        delivery.id,
+        delivery.event,
+        target.url,
+        delivery.attempt_count + 1,
+        outcome,
+        f" ({result.error})" if result.error else "",
+    )
+
+
+def _update_endpoint_health(
+    conn: sa.Connection,
+    settings: Settings,
+    endpoint: EndpointRecord,
+    result: AttemptResult,
+    at: datetime,
+) -> None:
+    """A success ends the endpoint's failing streak; 410 Gone, or a streak longer than the
+    limit, disables it with a reason (``PATCH enabled=true`` turns it back on)."""
+    if result.succeeded:
+        endpoints_store.note_success(conn, endpoint.id)
+        return
+    if result.status_code == 410:
+        endpoints_store.disable(conn, endpoint.id, "the receiver answered 410 Gone", at)
+        return
+    current = endpoints_store.note_failure(conn, endpoint.id, at)
+    failing_since = current.failing_since if current is not None else None
+    limit = settings.webhook_endpoint_disable_after_seconds
+    if failing_since is not None and (at - failing_since).total_seconds() >= limit:
+        since = failing_since.isoformat(timespec="seconds")
+        endpoints_store.disable(
+            conn, endpoint.id, f"every delivery attempt has failed since {since}", at
+        )

@@ -1,6 +1,6 @@
 """The end of a job: record the result, refund a failure, and queue its webhook.
 
-The terminal state, the refund and the delivery row (an outbox) are written in one
+The terminal state, the refund and the delivery rows (an outbox) are written in one
 transaction, so a crash can never leave a failed job unrefunded or a result unannounced:
 the recovery sweep re-sends any delivery whose message was lost.
 """
@@ -11,14 +11,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from backend import ids
 from backend.context import Context
+from backend.jobs import events
 from backend.jobs.credits import refund
 from backend.jobs.states import JobPhase, JobStatus
-from backend.jobs.view import webhook_event
-from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
 from backend.store.deliveries import DeliveryRecord
 from backend.store.jobs import JobRecord
@@ -75,26 +71,12 @@ def _end(
             refund(conn, job)
             job = jobs_store.get_job(conn, job_id)
             assert job is not None
-        delivery = _queue_delivery(conn, job)
-    _announce(ctx, job, delivery)
+        deliveries = events.record_terminal(conn, ctx.settings, job)
+    _announce(ctx, job, deliveries)
     return job
 
 
-def _queue_delivery(conn: sa.Connection, job: JobRecord) -> DeliveryRecord | None:
-    if not job.webhook_url:
-        return None
-    return deliveries_store.create_delivery(
-        conn,
-        delivery_id=ids.delivery_id(),
-        job_id=job.id,
-        account_id=job.account_id,
-        event=webhook_event(job.status),
-        url=job.webhook_url,
-    )
-
-
-def _announce(ctx: Context, job: JobRecord, delivery: DeliveryRecord | None) -> None:
+def _announce(ctx: Context, job: JobRecord, deliveries: list[DeliveryRecord]) -> None:
     log.info("job %s %s", job.id, job.status.value)
     ctx.cache.put(job, ctx.now())
-    if delivery is not None:
-        ctx.queue.deliver_webhook(delivery.id)
+    events.announce(ctx, deliveries)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from backend.context import Context
 from backend.errors import ProviderRejected, ProviderTransient
-from backend.jobs import finish
+from backend.jobs import events, finish
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.states import JobStatus
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
@@ -79,11 +79,18 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             poll_token=token,
             next_poll_at=now + timedelta(seconds=interval),
         )
+        entered_phase = updated is not None and updated.phase != job.phase
+        deliveries = (
+            events.record_phase_change(conn, ctx.settings, updated)
+            if updated is not None and entered_phase
+            else []
+        )
     if updated is None:
         return
-    if updated.phase != job.phase:
+    if entered_phase:
         log.info("job %s is %s", job.id, updated.phase.value)
     ctx.cache.put(updated, now)
+    events.announce(ctx, deliveries)
     ctx.queue.poll_job(job.id, token, delay_seconds=interval)
 
 

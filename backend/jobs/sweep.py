@@ -85,10 +85,12 @@ def repoll_stalled(ctx: Context) -> int:
 
 
 def redeliver_stalled(ctx: Context) -> int:
+    """Re-enqueue deliveries whose attempt was due long ago: their message was lost (a
+    Redis restart, a crash between commit and enqueue). Retries still waiting are left be."""
     with ctx.store.begin() as conn:
         ids = deliveries_store.stalled_deliveries(conn, _stall_cutoff(ctx))
         for delivery_id in ids:
-            deliveries_store.touch(conn, delivery_id, ctx.now())
+            deliveries_store.reschedule(conn, delivery_id, ctx.now())
     for delivery_id in ids:
         ctx.queue.deliver_webhook(delivery_id)
     return len(ids)

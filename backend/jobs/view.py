@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from backend.catalog import MODELS
-from backend.jobs.states import JobStatus
 from backend.schemas.generations import Generation, GenerationError, WebhookPayload
 from backend.store.jobs import JobRecord
 
@@ -67,11 +66,14 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def to_webhook_payload(job: JobRecord) -> WebhookPayload:
+def to_webhook_payload(job: JobRecord, event: str) -> WebhookPayload:
     end = job.completed_at or job.updated_at
     return WebhookPayload(
+        event=event,  # type: ignore[arg-type]
         id=job.id,
         status=job.status,
+        phase=job.phase,
+        phase_label=job.phase.label,
         model=job.model,
         prompt=job.prompt,
         output_url=job.output_url,
@@ -84,7 +86,3 @@ def to_webhook_payload(job: JobRecord) -> WebhookPayload:
         error=GenerationError(**job.error) if job.error else None,
         status_chain=job.status_chain,  # type: ignore[arg-type]
     )
-
-
-def webhook_event(status: JobStatus) -> str:
-    return f"video.generation.{status.value}"

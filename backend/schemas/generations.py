@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.catalog import ASPECT_RATIOS, DURATIONS, MODELS
 from backend.jobs.states import JobPhase, JobStatus
+from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
 
 MAX_PROMPT_CHARS = 4000
-MAX_WEBHOOK_URL_CHARS = 2048
 MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_BYTES = 4096
@@ -61,20 +60,7 @@ class GenerationCreate(BaseModel):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        if not parts.hostname:
-            raise ValueError("must have a host")
-        if parts.username or parts.password:
-            raise ValueError("must not carry credentials")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return value
+        return None if value is None else webhook_url_shape(value)
 
     @field_validator("metadata")
     @classmethod
@@ -147,12 +133,21 @@ class GenerationListQuery(BaseModel):
     cursor: str | None = Field(default=None, max_length=512)
 
 
-class WebhookPayload(BaseModel):
-    """The JSON body POSTed to a webhook when a generation ends."""
+WebhookEvent = Literal[
+    "video.generation.completed", "video.generation.failed", "video.generation.status_changed"
+]
 
+
+class WebhookPayload(BaseModel):
+    """The JSON body POSTed to a webhook when a generation ends (or, for endpoints that
+    subscribed to `video.generation.status_changed`, when it enters a new phase)."""
+
+    event: WebhookEvent
     id: str
     object: Literal["video.generation"] = "video.generation"
     status: JobStatus
+    phase: JobPhase
+    phase_label: str
     model: str
     prompt: str
     output_url: str | None

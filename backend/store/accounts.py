@@ -18,6 +18,8 @@ class AccountRecord:
     email: str
     credits: int
     signing_secret: str
+    previous_signing_secret: str | None
+    previous_signing_secret_expires_at: datetime | None
     created_at: datetime
 
 
@@ -56,7 +58,7 @@ def create_account(
         )
     )
     add_ledger_entry(conn, account_id=account_id, job_id=None, delta=credits, reason="signup")
-    return AccountRecord(account_id, email, credits, signing_secret, now)
+    return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
 
 
 def get_account(conn: sa.Connection, account_id: str) -> AccountRecord | None:
@@ -124,3 +126,19 @@ def add_api_key(conn: sa.Connection, *, account_id: str, key_hash: str, key_pref
             account_id=account_id, key_hash=key_hash, key_prefix=key_prefix, created_at=utcnow()
         )
     )
+
+
+def rotate_signing_secret(
+    conn: sa.Connection, account_id: str, *, new_secret: str, previous_expires_at: datetime
+) -> AccountRecord | None:
+    """Make ``new_secret`` current; the old one keeps signing until ``previous_expires_at``."""
+    conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(
+            previous_signing_secret=accounts.c.signing_secret,
+            previous_signing_secret_expires_at=previous_expires_at,
+            signing_secret=new_secret,
+        )
+    )
+    return get_account(conn, account_id)

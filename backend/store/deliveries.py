@@ -1,4 +1,10 @@
-"""Webhook deliveries (an outbox written with the job's final state) and their attempts."""
+"""Webhook deliveries (an outbox written with the event that causes them) and their attempts.
+
+A delivery is one event for one destination. It is sent in *rounds*: the first round
+follows the retry schedule; a redelivery is a round of one attempt; a recovery starts a
+fresh round on the schedule. ``next_attempt_at`` says when a pending delivery is due, so
+the recovery sweep can tell a lost message from a retry that is simply waiting.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from backend.store.types import record_from_row, utcnow
 #: Delivery states.
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
-#: How much of a receiver's answer the log keeps.
+#: How much of a receiver's answer the log keeps (and the sender reads).
 MAX_LOGGED_BODY_CHARS = 2048
 
 
@@ -22,13 +28,32 @@ class DeliveryRecord:
     id: str
     job_id: str
     account_id: str
+    endpoint_id: str | None
     event: str
+    job_state: str
     url: str
+    payload: str | None
     status: str
     attempt_count: int
+    round_attempts: int
+    round_limit: int | None
+    next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    id: int
+    delivery_id: str
+    attempted_at: datetime
+    response_status: int | None
+    latency_ms: int
+    error: str | None
+    response_body: str | None
+    dedup_unavailable: bool
+    url: str | None
 
 
 def _record(row: sa.Row) -> DeliveryRecord:
@@ -36,28 +61,55 @@ def _record(row: sa.Row) -> DeliveryRecord:
 
 
 def create_delivery(
-    conn: sa.Connection, *, delivery_id: str, job_id: str, account_id: str, event: str, url: str
-) -> DeliveryRecord:
+    conn: sa.Connection,
+    *,
+    delivery_id: str,
+    job_id: str,
+    account_id: str,
+    endpoint_id: str | None,
+    event: str,
+    job_state: str,
+    url: str,
+    payload: str,
+    next_attempt_at: datetime,
+) -> DeliveryRecord | None:
+    """Insert a pending delivery; ``None`` if this (job, event, state, url) already has one."""
     now = utcnow()
-    conn.execute(
-        deliveries.insert().values(
-            id=delivery_id,
-            job_id=job_id,
-            account_id=account_id,
-            event=event,
-            url=url,
-            status=PENDING,
-            attempt_count=0,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return get_delivery(conn, delivery_id)  # type: ignore[return-value]
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                deliveries.insert().values(
+                    id=delivery_id,
+                    job_id=job_id,
+                    account_id=account_id,
+                    endpoint_id=endpoint_id,
+                    event=event,
+                    job_state=job_state,
+                    url=url,
+                    payload=payload,
+                    status=PENDING,
+                    attempt_count=0,
+                    round_attempts=0,
+                    next_attempt_at=next_attempt_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except sa.exc.IntegrityError:
+        return None
+    return get_delivery(conn, delivery_id)
 
 
 def get_delivery(conn: sa.Connection, delivery_id: str) -> DeliveryRecord | None:
     row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
     return _record(row) if row else None
+
+
+def get_account_delivery(
+    conn: sa.Connection, account_id: str, delivery_id: str
+) -> DeliveryRecord | None:
+    delivery = get_delivery(conn, delivery_id)
+    return delivery if delivery is not None and delivery.account_id == account_id else None
 
 
 def deliveries_for_job(conn: sa.Connection, job_id: str) -> list[DeliveryRecord]:
@@ -76,9 +128,13 @@ def record_attempt(
     latency_ms: int,
     error: str | None,
     response_body: str | None,
+    url: str | None,
+    dedup_unavailable: bool = False,
     outcome: str,
+    next_attempt_at: datetime | None = None,
 ) -> None:
-    """Log one attempt and move the delivery to ``outcome`` (pending, delivered or failed)."""
+    """Log one attempt and move the delivery to ``outcome`` (pending means "retry at
+    ``next_attempt_at``")."""
     conn.execute(
         delivery_attempts.insert().values(
             delivery_id=delivery_id,
@@ -87,6 +143,8 @@ def record_attempt(
             latency_ms=latency_ms,
             error=error,
             response_body=(response_body or "")[:MAX_LOGGED_BODY_CHARS] or None,
+            dedup_unavailable=dedup_unavailable,
+            url=url,
         )
     )
     now = utcnow()
@@ -96,31 +154,81 @@ def record_attempt(
         .values(
             status=outcome,
             attempt_count=deliveries.c.attempt_count + 1,
+            round_attempts=deliveries.c.round_attempts + 1,
+            next_attempt_at=next_attempt_at if outcome == PENDING else None,
             updated_at=now,
             delivered_at=now if outcome == DELIVERED else None,
         )
     )
 
 
-def attempts_for(conn: sa.Connection, delivery_id: str) -> list[sa.RowMapping]:
+def start_round(
+    conn: sa.Connection, delivery_id: str, *, at: datetime, round_limit: int | None
+) -> None:
+    """Make the delivery pending again, due at ``at``, for at most ``round_limit`` attempts
+    (``None``: the retry schedule's length)."""
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=PENDING,
+            round_attempts=0,
+            round_limit=round_limit,
+            next_attempt_at=at,
+            updated_at=at,
+        )
+    )
+
+
+def attempts_for(conn: sa.Connection, delivery_ids: list[str]) -> dict[str, list[AttemptRecord]]:
+    """The attempts of each delivery in ``delivery_ids``, oldest first."""
+    found: dict[str, list[AttemptRecord]] = {delivery_id: [] for delivery_id in delivery_ids}
+    if not delivery_ids:
+        return found
     rows = conn.execute(
         sa.select(delivery_attempts)
-        .where(delivery_attempts.c.delivery_id == delivery_id)
+        .where(delivery_attempts.c.delivery_id.in_(delivery_ids))
         .order_by(delivery_attempts.c.id)
     )
-    return [r._mapping for r in rows]
+    for row in rows:
+        found[row.delivery_id].append(record_from_row(AttemptRecord, row))
+    return found
 
 
-def stalled_deliveries(conn: sa.Connection, older_than: datetime, limit: int = 500) -> list[str]:
-    """Pending deliveries nobody attempted recently: their message was lost."""
+def failed_for_endpoint(
+    conn: sa.Connection, endpoint_id: str, since: datetime, limit: int
+) -> list[str]:
+    """Failed deliveries to ``endpoint_id`` created at or after ``since``, oldest first."""
     rows = conn.execute(
         sa.select(deliveries.c.id)
-        .where(deliveries.c.status == PENDING, deliveries.c.updated_at < older_than)
+        .where(
+            deliveries.c.endpoint_id == endpoint_id,
+            deliveries.c.status == FAILED,
+            deliveries.c.created_at >= since,
+        )
+        .order_by(deliveries.c.created_at, deliveries.c.id)
         .limit(limit)
     )
     return [r.id for r in rows]
 
 
-def touch(conn: sa.Connection, delivery_id: str, at: datetime) -> None:
-    """Note that the delivery was (re-)enqueued, so sweeps leave it alone for a while."""
-    conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(updated_at=at))
+def stalled_deliveries(conn: sa.Connection, due_before: datetime, limit: int = 500) -> list[str]:
+    """Pending deliveries that were due before ``due_before``: their message was lost."""
+    rows = conn.execute(
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.status == PENDING,
+            sa.or_(
+                deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at < due_before
+            ),
+        )
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def reschedule(conn: sa.Connection, delivery_id: str, at: datetime) -> None:
+    """Make a lost delivery due at ``at``, so sweeps leave it alone for a stall period."""
+    conn.execute(
+        deliveries.update().where(deliveries.c.id == delivery_id).values(next_attempt_at=at)
+    )

@@ -24,6 +24,9 @@ accounts = sa.Table(
     sa.Column("email", sa.String(320), nullable=False, unique=True),
     sa.Column("credits", sa.Integer, nullable=False),
     sa.Column("signing_secret", sa.String(120), nullable=False),
+    # After a rotation the old secret keeps signing (alongside the new one) until it expires.
+    sa.Column("previous_signing_secret", sa.String(120), nullable=True),
+    sa.Column("previous_signing_secret_expires_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
@@ -87,21 +90,60 @@ credit_ledger = sa.Table(
     sa.Index("ix_credit_ledger_account", "account_id"),
 )
 
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("disabled_at", UTCDateTime, nullable=True),
+    sa.Column("secret", sa.String(120), nullable=False),
+    sa.Column("previous_secret", sa.String(120), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime, nullable=True),
+    # Per-endpoint overrides of the webhook settings; NULL means "the server's default".
+    sa.Column("retry_schedule", sa.JSON, nullable=True),
+    sa.Column("timeout_seconds", sa.Float, nullable=True),
+    # Start of the current run of failed attempts; cleared by any success.
+    sa.Column("failing_since", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Deleted endpoints are kept so that their deliveries' log still makes sense.
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Index("ix_webhook_endpoints_account", "account_id", "created_at"),
+)
+
 deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("job_id", sa.String(40), sa.ForeignKey("jobs.id"), nullable=False),
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    # NULL: the job's own webhook_url, signed with the account's secret.
+    sa.Column("endpoint_id", sa.String(40), sa.ForeignKey("webhook_endpoints.id"), nullable=True),
     sa.Column("event", sa.String(64), nullable=False),
+    # The job status or phase the event announces: "completed", "failed", "rendering"...
+    sa.Column("job_state", sa.String(16), nullable=False, server_default=""),
     sa.Column("url", sa.Text, nullable=False),
+    # The JSON body, frozen when the event happened, so every attempt sends the same bytes.
+    sa.Column("payload", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    # Attempts made in the current round (the first round, a redelivery, or a recovery)
+    # and how many the round may make; NULL means "the retry schedule's length".
+    sa.Column("round_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("round_limit", sa.Integer, nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime, nullable=True),
-    sa.UniqueConstraint("job_id", "event", "url"),
-    sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+    # One delivery per (generation, announced state, destination): the durable half of dedup.
+    sa.UniqueConstraint("job_id", "event", "job_state", "url"),
+    sa.Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "created_at"),
 )
 
 delivery_attempts = sa.Table(
@@ -114,5 +156,9 @@ delivery_attempts = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
+    # True when Redis could not be asked whether this was already delivered (fail-open).
+    sa.Column("dedup_unavailable", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Where this attempt went: an endpoint's URL may have changed since the delivery was made.
+    sa.Column("url", sa.Text, nullable=True),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id"),
 )

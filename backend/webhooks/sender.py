@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from backend.errors import UnsafeWebhookTarget
 from backend.store.deliveries import MAX_LOGGED_BODY_CHARS
+from backend.webhooks.guarded_transport import total_time_limit
 
 USER_AGENT = "genhook-webhooks/0.1"
 
@@ -18,6 +20,10 @@ class AttemptResult:
     latency_ms: int
     error: str | None
     response_body: str | None
+    #: The receiver's ``Retry-After`` header, verbatim.
+    retry_after: str | None = None
+    #: The guard refused the destination's address; nothing was sent.
+    refused: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -27,28 +33,41 @@ class AttemptResult:
 def post_webhook(
     client: httpx.Client, url: str, body: bytes, headers: dict[str, str], timeout_seconds: float
 ) -> AttemptResult:
-    """POST once, never following redirects, reading at most what the log keeps."""
+    """POST once, never following redirects, reading at most what the log keeps, all within
+    ``timeout_seconds`` in total."""
     started = time.perf_counter()
     try:
-        with client.stream(
-            "POST",
-            url,
-            content=body,
-            headers={"User-Agent": USER_AGENT, **headers},
-            timeout=timeout_seconds,
-            follow_redirects=False,
-        ) as response:
+        with (
+            total_time_limit(timeout_seconds),
+            client.stream(
+                "POST",
+                url,
+                content=body,
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers},
+                timeout=timeout_seconds,
+                follow_redirects=False,
+            ) as response,
+        ):
             excerpt = _read_excerpt(response)
             status = response.status_code
+            retry_after = response.headers.get("Retry-After")
+    except UnsafeWebhookTarget as exc:
+        return AttemptResult(None, _ms_since(started), f"refused: {exc}", None, refused=True)
     except httpx.HTTPError as exc:
         return AttemptResult(None, _ms_since(started), f"{type(exc).__name__}: {exc}", None)
-    error = None if 200 <= status < 300 else f"receiver answered HTTP {status}"
-    return AttemptResult(status, _ms_since(started), error, excerpt)
+    if 200 <= status < 300:
+        error = None
+    elif 300 <= status < 400:
+        error = f"receiver answered HTTP {status}; redirects are not followed"
+    else:
+        error = f"receiver answered HTTP {status}"
+    return AttemptResult(status, _ms_since(started), error, excerpt, retry_after)
 
 
 def _read_excerpt(response: httpx.Response) -> str:
+    """At most ``MAX_LOGGED_BODY_CHARS`` bytes of the body; the rest is never read."""
     chunks = bytearray()
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         chunks.extend(chunk)
         if len(chunks) >= MAX_LOGGED_BODY_CHARS:
             break

@@ -1,7 +1,8 @@
 """Refuse webhook targets on private, loopback and other non-public networks (SSRF guard).
 
-A URL is checked when it is submitted and again before each delivery, because what a host
-name resolves to can change. Operators may allow networks explicitly
+A URL is checked when it is submitted or registered; at delivery time
+``guarded_transport`` checks again, against the very address it connects to, because what
+a host name resolves to can change (DNS rebinding). Operators may allow networks explicitly
 (``GENHOOK_WEBHOOK_ALLOWED_NETWORKS``), e.g. loopback for local development.
 """
 
@@ -12,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from backend.errors import UnsafeWebhookTarget
+from backend.errors import UnsafeWebhookTarget, ValidationFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,6 +47,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 def check_address(address: IPAddress, allowed: Sequence[IPNetwork]) -> None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if is_public(address) or any(address in network for network in allowed):
         return
     raise UnsafeWebhookTarget(
@@ -62,3 +65,11 @@ def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     for address in resolve(host, port):
         check_address(address, allowed)
+
+
+def require_public(url: str, allowed: Sequence[IPNetwork], field: str) -> None:
+    """:func:`check_url` for client input: a 422 problem naming ``field``."""
+    try:
+        check_url(url, allowed)
+    except UnsafeWebhookTarget as exc:
+        raise ValidationFailed.for_field(field, str(exc)) from None

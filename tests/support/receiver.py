@@ -1,11 +1,16 @@
-"""A webhook receiver for tests: records every request it gets, answers a set status."""
+"""A webhook receiver for tests: records every request it gets and answers as scripted.
+
+By default every request gets ``status``; :meth:`WebhookReceiver.reply` queues answers
+(a status, headers, a body, a delay before answering) used in order, one per request.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -18,12 +23,22 @@ class Received:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: str = "200 OK"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b"received"
+    #: Seconds to wait before answering (after reading the request).
+    delay: float = 0.0
+
+
 class WebhookReceiver:
     """A WSGI app; serve it with ``serve_wsgi`` and point webhooks at the URL."""
 
     def __init__(self, status: str = "200 OK") -> None:
         self.status = status
         self.requests: list[Received] = []
+        self._replies: deque[Reply] = deque()
         self._changed = threading.Condition()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -45,8 +60,16 @@ class WebhookReceiver:
         with self._changed:
             self.requests.append(request)
             self._changed.notify_all()
-        start_response(self.status, [("Content-Type", "text/plain")])
-        return [b"received"]
+            reply = self._replies.popleft() if self._replies else Reply(self.status)
+        if reply.delay:
+            time.sleep(reply.delay)
+        start_response(reply.status, [("Content-Type", "text/plain"), *reply.headers])
+        return [reply.body]
+
+    def reply(self, *replies: Reply) -> None:
+        """Answer the next requests with ``replies``, in order."""
+        with self._changed:
+            self._replies.extend(replies)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -37,13 +37,14 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_wsgi(app: WSGIApplication, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `app` on a free port of `host` (IPv4) and yield its base URL (http://127.0.0.1:54321).
+def serve_wsgi(app: WSGIApplication, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `app` on `port` of `host` (IPv4; a free port by default) and yield its base URL
+    (http://127.0.0.1:54321).
 
     The server runs in a daemon thread and is shut down, and its socket closed, on exit.
     """
     server = make_server(
-        host, 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
     thread = threading.Thread(
         target=server.serve_forever,

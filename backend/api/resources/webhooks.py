@@ -1,0 +1,231 @@
+"""Webhook endpoints, signing-secret rotation, and the delivery log with replay."""
+
+from __future__ import annotations
+
+import falcon
+
+from backend.api.body import parse_body
+from backend.api.openapi import operation
+from backend.context import Context
+from backend.schemas.webhooks import (
+    Delivery,
+    DeliveryList,
+    RecoverRequest,
+    RecoverResult,
+    SigningSecret,
+    WebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointList,
+    WebhookEndpointUpdate,
+)
+from backend.store.endpoints import EndpointRecord
+from backend.webhooks import endpoints, replay
+
+TAGS = ("webhooks",)
+
+
+def to_endpoint(record: EndpointRecord) -> WebhookEndpoint:
+    return WebhookEndpoint.model_validate(record, from_attributes=True)
+
+
+class WebhookEndpointsResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="createWebhookEndpoint",
+        summary="Subscribe a URL to generation events",
+        description="Returns the endpoint's own `whsec_` signing secret. The URL must not "
+        "point at a private, loopback or otherwise non-public address.",
+        tags=TAGS,
+        request=WebhookEndpointCreate,
+        responses={201: WebhookEndpointCreated},
+        headers={201: {"Location": "URL of the new endpoint"}},
+        errors=(400, 413, 422),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = parse_body(req, WebhookEndpointCreate)
+        record = endpoints.create_endpoint(self.ctx, req.context.account_id, request)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/webhook-endpoints/{record.id}"
+        resp.text = WebhookEndpointCreated.model_validate(
+            record, from_attributes=True
+        ).model_dump_json()
+
+    @operation(
+        operation_id="listWebhookEndpoints",
+        summary="The account's webhook endpoints",
+        tags=TAGS,
+        responses={200: WebhookEndpointList},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        records = endpoints.list_endpoints(self.ctx, req.context.account_id)
+        resp.text = WebhookEndpointList(data=[to_endpoint(r) for r in records]).model_dump_json()
+
+
+class WebhookEndpointResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="getWebhookEndpoint",
+        summary="One webhook endpoint",
+        tags=TAGS,
+        responses={200: WebhookEndpoint},
+        errors=(404,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        record = endpoints.get_endpoint(self.ctx, req.context.account_id, endpoint_id)
+        resp.text = to_endpoint(record).model_dump_json()
+
+    @operation(
+        operation_id="updateWebhookEndpoint",
+        summary="Change a webhook endpoint (`enabled: true` re-enables a disabled one)",
+        tags=TAGS,
+        request=WebhookEndpointUpdate,
+        responses={200: WebhookEndpoint},
+        errors=(400, 404, 413, 422),
+    )
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        request = parse_body(req, WebhookEndpointUpdate)
+        record = endpoints.update_endpoint(self.ctx, req.context.account_id, endpoint_id, request)
+        resp.text = to_endpoint(record).model_dump_json()
+
+    @operation(
+        operation_id="deleteWebhookEndpoint",
+        summary="Stop sending to a webhook endpoint (its delivery log stays readable)",
+        tags=TAGS,
+        responses={204: None},
+        errors=(404,),
+    )
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        endpoints.delete_endpoint(self.ctx, req.context.account_id, endpoint_id)
+        resp.status = falcon.HTTP_204
+
+
+class WebhookEndpointSecretResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="getWebhookEndpointSecret",
+        summary="The endpoint's current signing secret",
+        tags=TAGS,
+        responses={200: SigningSecret},
+        errors=(404,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        record = endpoints.get_endpoint(self.ctx, req.context.account_id, endpoint_id)
+        resp.text = SigningSecret(
+            secret=record.secret, previous_secret_expires_at=record.previous_secret_expires_at
+        ).model_dump_json()
+
+
+class RotateWebhookEndpointSecretResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="rotateWebhookEndpointSecret",
+        summary="Replace the endpoint's signing secret",
+        description="The old secret keeps signing, as a second `v1,` signature in "
+        "`webhook-signature`, until `previous_secret_expires_at` (24 h by default).",
+        tags=TAGS,
+        responses={200: SigningSecret},
+        errors=(404,),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        secret = endpoints.rotate_endpoint_secret(self.ctx, req.context.account_id, endpoint_id)
+        resp.text = secret.model_dump_json()
+
+
+class RecoverWebhookEndpointResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="recoverWebhookEndpoint",
+        summary="Re-send every failed delivery to this endpoint since a time",
+        description="Each delivery gets a fresh round on the endpoint's retry schedule, with "
+        f"its original `webhook-id`. At most {replay.MAX_RECOVER} per call.",
+        tags=TAGS,
+        request=RecoverRequest,
+        responses={202: RecoverResult},
+        errors=(400, 404, 409, 413, 422),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
+        request = parse_body(req, RecoverRequest)
+        ids = replay.recover(self.ctx, req.context.account_id, endpoint_id, request.since)
+        resp.status = falcon.HTTP_202
+        resp.text = RecoverResult(
+            endpoint_id=endpoint_id, since=request.since, delivery_ids=ids
+        ).model_dump_json()
+
+
+class RotateAccountSecretResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="rotateAccountSigningSecret",
+        summary="Replace the secret that signs deliveries to generations' own webhook_url",
+        description="The old secret keeps signing, as a second `v1,` signature in "
+        "`webhook-signature`, until `previous_secret_expires_at` (24 h by default).",
+        tags=("accounts", *TAGS),
+        responses={200: SigningSecret},
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        secret = endpoints.rotate_account_secret(self.ctx, req.context.account_id)
+        resp.text = secret.model_dump_json()
+
+
+class GenerationDeliveriesResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="listGenerationDeliveries",
+        summary="Every webhook delivery of a generation, with its attempts",
+        tags=("generations", *TAGS),
+        responses={200: DeliveryList},
+        errors=(404,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        found = replay.deliveries_of_generation(self.ctx, req.context.account_id, job_id)
+        resp.text = DeliveryList(data=found).model_dump_json()
+
+
+class DeliveryResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="getDelivery",
+        summary="One webhook delivery with its attempts",
+        tags=TAGS,
+        responses={200: Delivery},
+        errors=(404,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, delivery_id: str) -> None:
+        found = replay.get_delivery(self.ctx, req.context.account_id, delivery_id)
+        resp.text = found.model_dump_json()
+
+
+class RedeliverResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="redeliverDelivery",
+        summary="One more attempt now, with the same `webhook-id`",
+        description="Sent even if an earlier attempt succeeded. A delivery still being "
+        "retried has its next attempt brought forward.",
+        tags=TAGS,
+        responses={202: Delivery},
+        errors=(404, 409),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, delivery_id: str) -> None:
+        found = replay.redeliver(self.ctx, req.context.account_id, delivery_id)
+        resp.status = falcon.HTTP_202
+        resp.text = found.model_dump_json()

@@ -1,0 +1,122 @@
+"""The delivery log, and sending again on request: redeliver one, recover many.
+
+Both reuse the delivery row, so the ``webhook-id`` a receiver sees is the one it saw
+before and it can tell a replay from a new event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from backend.context import Context
+from backend.errors import Conflict, NotFound
+from backend.schemas.webhooks import Delivery, DeliveryAttempt
+from backend.store import deliveries as deliveries_store
+from backend.store import endpoints as endpoints_store
+from backend.store import jobs as jobs_store
+from backend.store.deliveries import AttemptRecord, DeliveryRecord
+
+#: Most deliveries one recover call queues; call again with a later ``since`` for more.
+MAX_RECOVER = 1000
+
+
+def deliveries_of_generation(ctx: Context, account_id: str, job_id: str) -> list[Delivery]:
+    with ctx.store.begin() as conn:
+        if jobs_store.get_account_job(conn, account_id, job_id) is None:
+            raise NotFound(f"no generation {job_id!r} in this account")
+        records = deliveries_store.deliveries_for_job(conn, job_id)
+        attempts = deliveries_store.attempts_for(conn, [d.id for d in records])
+    return [to_delivery(d, attempts[d.id]) for d in records]
+
+
+def get_delivery(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
+    with ctx.store.begin() as conn:
+        delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
+        if delivery is None:
+            raise NotFound(f"no delivery {delivery_id!r} in this account")
+        attempts = deliveries_store.attempts_for(conn, [delivery.id])[delivery.id]
+    return to_delivery(delivery, attempts)
+
+
+def redeliver(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
+    """One more attempt now. A delivery still being retried has its next attempt brought
+    forward instead; either way the receiver sees the same ``webhook-id``."""
+    now = ctx.now()
+    with ctx.store.begin() as conn:
+        delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
+        if delivery is None:
+            raise NotFound(f"no delivery {delivery_id!r} in this account")
+        _require_usable_endpoint(conn, delivery)
+        if delivery.status == deliveries_store.PENDING:
+            deliveries_store.reschedule(conn, delivery.id, now)
+        else:
+            deliveries_store.start_round(conn, delivery.id, at=now, round_limit=1)
+        updated = deliveries_store.get_delivery(conn, delivery.id)
+        attempts = deliveries_store.attempts_for(conn, [delivery.id])[delivery.id]
+    assert updated is not None
+    ctx.queue.deliver_webhook(delivery.id)
+    return to_delivery(updated, attempts)
+
+
+def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) -> list[str]:
+    """Queue every failed delivery to the endpoint since ``since`` for a fresh round on its
+    retry schedule; returns their ids, oldest first."""
+    now = ctx.now()
+    with ctx.store.begin() as conn:
+        endpoint = endpoints_store.get_account_endpoint(conn, account_id, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
+        if not endpoint.enabled:
+            raise Conflict(
+                f"the endpoint is disabled ({endpoint.disabled_reason}); "
+                "PATCH it with enabled=true first"
+            )
+        ids = deliveries_store.failed_for_endpoint(conn, endpoint_id, since, MAX_RECOVER)
+        for delivery_id in ids:
+            deliveries_store.start_round(conn, delivery_id, at=now, round_limit=None)
+    for delivery_id in ids:
+        ctx.queue.deliver_webhook(delivery_id)
+    return ids
+
+
+def _require_usable_endpoint(conn: sa.Connection, delivery: DeliveryRecord) -> None:
+    if delivery.endpoint_id is None:
+        return
+    endpoint = endpoints_store.get_endpoint(conn, delivery.endpoint_id)
+    if endpoint is None:
+        raise Conflict("the delivery's endpoint was deleted")
+    if not endpoint.enabled:
+        raise Conflict(
+            f"the delivery's endpoint is disabled ({endpoint.disabled_reason}); "
+            "PATCH it with enabled=true first"
+        )
+
+
+def to_delivery(delivery: DeliveryRecord, attempts: list[AttemptRecord]) -> Delivery:
+    return Delivery(
+        id=delivery.id,
+        generation_id=delivery.job_id,
+        endpoint_id=delivery.endpoint_id,
+        event=delivery.event,  # type: ignore[arg-type]
+        url=delivery.url,
+        status=delivery.status,  # type: ignore[arg-type]
+        attempt_count=delivery.attempt_count,
+        next_attempt_at=delivery.next_attempt_at,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+        delivered_at=delivery.delivered_at,
+        attempts=[
+            DeliveryAttempt(
+                attempted_at=a.attempted_at,
+                url=a.url,
+                response_status=a.response_status,
+                latency_ms=a.latency_ms,
+                error=a.error,
+                response_body=a.response_body,
+                dedup_unavailable=a.dedup_unavailable,
+            )
+            for a in attempts
+        ],
+    )
