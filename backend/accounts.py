@@ -53,7 +53,7 @@ def issue_api_key(ctx: Context, account_id: str) -> str:
 def authenticate(ctx: Context, api_key: str) -> str | None:
     """The id of the account owning ``api_key``, or ``None``."""
     key_hash = security.hash_api_key(api_key)
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         found = accounts_store.find_key(conn, key_hash)
     if found is None or not security.api_key_matches(api_key, found[1]):
         return None
@@ -61,5 +61,5 @@ def authenticate(ctx: Context, api_key: str) -> str | None:
 
 
 def get_account(ctx: Context, account_id: str) -> AccountRecord | None:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         return accounts_store.get_account(conn, account_id)

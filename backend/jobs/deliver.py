@@ -135,7 +135,7 @@ def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
 
 
 def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         delivery = deliveries_store.get_delivery(conn, delivery_id)
         if delivery is None or delivery.status != PENDING:
             return None

@@ -31,7 +31,7 @@ def poll(ctx: Context, job_id: str, poll_token: str) -> None:
             # Never drop a possibly live chain; a stale token is dropped on the retry.
             ctx.queue.poll_job(job_id, poll_token, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
             return
-        with ctx.store.read() as conn:
+        with ctx.store.begin() as conn:
             job = jobs_store.get_job(conn, job_id)
         if job is None or job.status != JobStatus.PROCESSING or job.poll_token != poll_token:
             return

@@ -14,7 +14,7 @@ def find_generation(ctx: Context, account_id: str, job_id: str) -> Generation | 
     cached = ctx.cache.get(account_id, job_id, now)
     if cached is not None:
         return cached
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         job = jobs_store.get_account_job(conn, account_id, job_id)
     if job is None:
         return None
@@ -25,7 +25,7 @@ def find_generation(ctx: Context, account_id: str, job_id: str) -> Generation | 
 def list_generations(ctx: Context, account_id: str, query: GenerationListQuery) -> GenerationList:
     """A page of jobs; raises ``ValueError`` for a cursor this API did not hand out."""
     before = jobs_store.decode_cursor(query.cursor) if query.cursor else None
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         rows = jobs_store.list_jobs(
             conn, account_id, limit=query.limit + 1, status=query.status, before=before
         )

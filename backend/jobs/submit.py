@@ -33,7 +33,7 @@ def submit(ctx: Context, job_id: str) -> None:
 
 def _submit_locked(ctx: Context, job_id: str) -> str | None:
     """Submit; returns the poll token of the new poll chain if the job is now processing."""
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         job = jobs_store.get_job(conn, job_id)
     if job is None or job.status != JobStatus.PENDING:
         return None

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from backend.store.engine import READ_ONLY_OPTION, create_engine
+from backend.store.engine import create_engine
 
 
 class Store:
@@ -22,15 +22,6 @@ class Store:
         """A transaction that commits on success and rolls back on any exception."""
         with self.engine.begin() as conn:
             yield conn
-
-    @contextmanager
-    def read(self) -> Iterator[sa.Connection]:
-        """A transaction that only reads. On SQLite it does not take the write lock (WAL
-        gives it a consistent snapshot), so reads never queue behind writers."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(**{READ_ONLY_OPTION: True})
-            with conn.begin():
-                yield conn
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

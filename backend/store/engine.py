@@ -2,8 +2,8 @@
 
 SQLite needs care to be a safe multi-process store: WAL so readers never block the writer,
 a busy timeout so writers queue instead of failing, and ``BEGIN IMMEDIATE`` for every
-transaction that may write, so a read-then-write one cannot fail on the upgrade to a write
-lock. Transactions opened with ``Store.read`` only read, and use a plain ``BEGIN``.
+transaction so a read-then-write one cannot fail on the upgrade to a write lock (reads are
+short, so serialising them costs little).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-
-#: Execution option marking a connection whose transactions only read.
-READ_ONLY_OPTION = "genhook_read_only"
 
 #: How long a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -50,7 +47,6 @@ def _sqlite_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -44,12 +44,12 @@ def create_endpoint(
 
 
 def get_endpoint(ctx: Context, account_id: str, endpoint_id: str) -> EndpointRecord:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         return _owned(conn, account_id, endpoint_id)
 
 
 def list_endpoints(ctx: Context, account_id: str) -> list[EndpointRecord]:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         return endpoints_store.list_endpoints(conn, account_id)
 
 

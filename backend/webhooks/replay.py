@@ -23,7 +23,7 @@ MAX_RECOVER = 1000
 
 
 def deliveries_of_generation(ctx: Context, account_id: str, job_id: str) -> list[Delivery]:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         if jobs_store.get_account_job(conn, account_id, job_id) is None:
             raise NotFound(f"no generation {job_id!r} in this account")
         records = deliveries_store.deliveries_for_job(conn, job_id)
@@ -32,7 +32,7 @@ def deliveries_of_generation(ctx: Context, account_id: str, job_id: str) -> list
 
 
 def get_delivery(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
-    with ctx.store.read() as conn:
+    with ctx.store.begin() as conn:
         delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
         if delivery is None:
             raise NotFound(f"no delivery {delivery_id!r} in this account")
