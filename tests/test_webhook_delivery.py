@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from falcon import testing
+from standardwebhooks import Webhook
 
 from backend import bundled_redis
 from backend.accounts import NewAccount
@@ -600,3 +602,23 @@ def test_a_success_ends_an_endpoints_failing_streak(
     current = read_endpoint(api, auth, endpoint["id"])
     assert current["enabled"] is True
     assert at(current["failing_since"]) == at(later["attempts"][0]["attempted_at"])
+
+
+def test_a_delivery_written_before_payloads_were_frozen_sends_the_jobs_result(
+    ctx: Context, lossy: Context, account: NewAccount, receiver: tuple[WebhookReceiver, str]
+) -> None:
+    # Given a pending delivery as migration 0002 leaves an older one: no frozen payload
+    app, url = receiver
+    delivery_id = ended_job_with_pending_delivery(lossy, account, url)
+    with ctx.store.begin() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(payload=None))
+
+    # When it is delivered
+    deliver(lossy, delivery_id)
+
+    # Then the body is rendered from the job, and signed like any other
+    (hook,) = app.requests
+    body = json.loads(hook.body)
+    assert body["event"] == "video.generation.failed" and body["status"] == "failed"
+    assert body["id"] == delivery_row(ctx, delivery_id)["job_id"]
+    assert Webhook(account.account.signing_secret).verify(hook.body, hook.headers)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from backend import redis_keys
 from backend.context import Context
+from backend.jobs.view import to_webhook_payload
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, held
 from backend.settings import Settings
 from backend.store import accounts as accounts_store
@@ -164,8 +165,6 @@ def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:
             )
         body = delivery.payload
         if body is None:  # written before payloads were frozen (migration 0002)
-            from backend.jobs.view import to_webhook_payload
-
             job = jobs_store.get_job(conn, delivery.job_id)
             assert job is not None
             body = to_webhook_payload(job, delivery.event).model_dump_json()
