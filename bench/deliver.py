@@ -32,6 +32,11 @@ How it works:
   ``--profile-clock cpu`` counts each thread's CPU time instead of the time it spent
   (which includes waiting for locks, sockets and the GIL).
 
+The pieces live beside this script, one module each: ``receiver.py`` (the receiver process),
+``stack.py`` (starting and stopping Redis, the store and genhook's context), ``backlog.py``
+(the jobs and deliveries to drain), ``cpu_usage.py`` (CPU seconds per process from ``/proc``)
+and ``message_profiles.py`` (``--profile``).
+
 How to run it (from the repository, with genhook installed)::
 
     python bench/deliver.py --count 2000 --threads 8
@@ -46,70 +51,39 @@ Exit status: 0 when every delivery was delivered and the receiver got each exact
 from __future__ import annotations
 
 import argparse
-import asyncio
-import cProfile
 import io
-import json
-import logging
-import multiprocessing
 import os
 import platform
-import pstats
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+
+if __package__ in (None, ""):
+    # Run as ``python bench/deliver.py``: Python put bench/ on the path, not the repository.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dramatiq
 import httpx
-import redis
 import sqlalchemy as sa
-from dramatiq.broker import MessageProxy
 
-from backend import bundled_redis
-from backend.accounts import create_account
-from backend.catalog import DURATIONS, MODELS
-from backend.context import Context, build_context, use_context
-from backend.jobs import finish
-from backend.jobs.create import create_generation
-from backend.jobs.states import JobStatus
-from backend.logging_setup import FORMAT
 from backend.queue import WEBHOOKS_QUEUE
-from backend.schemas.generations import GenerationCreate
-from backend.settings import Settings
-from backend.store import Store
-from backend.store import jobs as jobs_store
-from backend.store.accounts import get_account
-from backend.store.engine import normalize_url
-from backend.store.migrate import upgrade
-from backend.store.tables import deliveries, delivery_attempts, metadata
-from backend.webhooks.sender import USER_AGENT
-from backend.webhooks.signing import signature_headers
+from bench.backlog import attempt_count, create_finished_jobs, delivery_counts, sample_request
+from bench.cpu_usage import Usage, usage_text
+from bench.message_profiles import PROFILE_CLOCKS, MessageProfiles
+from bench.stack import Bench, hide_password, running
 
 WEBHOOK_PATH = "/webhooks"
 BASELINE_PATH = "/baseline"
-STATS_PATH = "/stats"
-MODEL = "seedance-1-pro"
 #: How often the database is asked whether every delivery is done.
 POLL_INTERVAL_SECONDS = 0.02
-RECEIVER_START_TIMEOUT_SECONDS = 10.0
 WORKER_STOP_TIMEOUT_MS = 10_000
-RECEIVER_DESCRIPTION = (
-    "asyncio HTTP/1.1 server in its own process, keep-alive, answers 200 with an empty body at once"
-)
-#: What ``--profile`` measures in each worker thread.
-PROFILE_CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -175,308 +149,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# --- The receiver (runs in a child process) --------------------------------------------------
-
-_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-
-
-class _Tally:
-    """POSTs, body bytes and distinct ``webhook-id`` values per path (one event loop: no lock)."""
-
-    def __init__(self) -> None:
-        self.paths: dict[str, dict[str, Any]] = {}
-
-    def add(self, path: str, webhook_id: bytes | None, body_bytes: int) -> None:
-        entry = self.paths.setdefault(path, {"posts": 0, "bytes": 0, "ids": set()})
-        entry["posts"] += 1
-        entry["bytes"] += body_bytes
-        if webhook_id is not None:
-            entry["ids"].add(webhook_id)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            path: {"posts": e["posts"], "bytes": e["bytes"], "distinct_ids": len(e["ids"])}
-            for path, e in self.paths.items()
-        }
-
-
-async def _answer(
-    tally: _Tally, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            request_line, _, header_block = head.partition(b"\r\n")
-            method, path, _ = request_line.decode("latin-1").split(" ", 2)
-            headers: dict[bytes, bytes] = {}
-            for line in header_block.split(b"\r\n"):
-                name, colon, value = line.partition(b":")
-                if colon:
-                    headers[name.strip().lower()] = value.strip()
-            length = int(headers.get(b"content-length", b"0"))
-            body = await reader.readexactly(length) if length else b""
-            if method == "GET" and path == STATS_PATH:
-                data = json.dumps(tally.snapshot()).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
-            else:
-                tally.add(path, headers.get(b"webhook-id"), len(body))
-                writer.write(_OK)
-            await writer.drain()
-            if headers.get(b"connection", b"").lower() == b"close":
-                return
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return  # the client closed the connection
-    finally:
-        writer.close()
-
-
-def serve_receiver(port_pipe: Connection) -> None:
-    """Child-process entry: serve on a free port of 127.0.0.1, send the port, run forever."""
-
-    async def main() -> None:
-        tally = _Tally()
-        server = await asyncio.start_server(
-            lambda r, w: _answer(tally, r, w), "127.0.0.1", 0, backlog=1024
-        )
-        port_pipe.send(server.sockets[0].getsockname()[1])
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-class Receiver:
-    """The receiver's process, its URL and its counters."""
-
-    def __init__(self) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        ours, theirs = spawn.Pipe()
-        self.process = spawn.Process(target=serve_receiver, args=(theirs,), daemon=True)
-        self.process.start()
-        if not ours.poll(RECEIVER_START_TIMEOUT_SECONDS):
-            self.process.terminate()
-            raise RuntimeError("the receiver did not start")
-        self.url = f"http://127.0.0.1:{ours.recv()}"
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = httpx.get(self.url + STATS_PATH, trust_env=False).json()
-        return result
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.join(5)
-
-
-# --- CPU accounting ---------------------------------------------------------------------------
-
-
-CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """CPU seconds so far of every process, and of the whole machine, at one instant (Linux
-    ``/proc``; empty elsewhere). Processes are named by ``comm``, PostgreSQL backends by
-    their title (``postgres: <user> <database> <client> <state>``)."""
-
-    processes: dict[int, tuple[str, float]]
-    #: (busy, total) CPU seconds of the machine.
-    machine: tuple[float, float] | None
-
-    @classmethod
-    def read(cls) -> Usage:
-        processes: dict[int, tuple[str, float]] = {}
-        for entry in Path("/proc").glob("[0-9]*"):
-            try:
-                stat = (entry / "stat").read_text()
-                name = stat[stat.index("(") + 1 : stat.rindex(")")]
-                if name == "postgres":
-                    name = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            except (OSError, ValueError, UnicodeDecodeError):
-                continue  # the process has just ended
-            fields = stat[stat.rindex(")") + 2 :].split()
-            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_SECOND
-            processes[int(entry.name)] = (name, cpu)
-        return cls(processes, _machine_cpu_seconds())
-
-
-def _machine_cpu_seconds() -> tuple[float, float] | None:
-    try:
-        line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    values = [int(v) for v in line.split()[1:9]]  # user .. steal; guest time is in user already
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values) / CLOCK_TICKS_PER_SECOND
-    return total - idle / CLOCK_TICKS_PER_SECOND, total
-
-
-@dataclass(frozen=True)
-class Roles:
-    """Which processes are part of the run: this one, the receiver, and Redis and PostgreSQL
-    backends when they serve only the bench."""
-
-    receiver_pid: int
-    redis_pid: int | None
-    postgres_database: str | None
-
-    def of(self, pid: int, name: str) -> str | None:
-        if pid == os.getpid():
-            return "bench"
-        if pid == self.receiver_pid:
-            return "receiver"
-        if pid == self.redis_pid:
-            return "redis"
-        database = self.postgres_database
-        if database and name.startswith("postgres: ") and f" {database} " in name:
-            return "postgres"
-        return None
-
-
-def usage_text(before: Usage, after: Usage, roles: Roles, bench_role: str) -> str:
-    """CPU seconds over a phase per process of the run, and what else used the machine."""
-    if not after.processes or before.machine is None or after.machine is None:
-        return "CPU: not measured (no /proc)"
-    ours: dict[str, float] = {bench_role: 0.0, "receiver": 0.0}
-    others: dict[str, float] = {}
-    for pid, (name, cpu) in after.processes.items():
-        used = cpu - before.processes.get(pid, (name, 0.0))[1]
-        role = roles.of(pid, name)
-        if role is None:
-            others[name] = others.get(name, 0.0) + used
-        else:
-            role = bench_role if role == "bench" else role
-            ours[role] = ours.get(role, 0.0) + used
-    busy = after.machine[0] - before.machine[0]
-    total = after.machine[1] - before.machine[1]
-    top = sorted(((cpu, name) for name, cpu in others.items() if cpu >= 0.05), reverse=True)[:3]
-    text = "CPU s: " + ", ".join(f"{role} {cpu:.2f}" for role, cpu in ours.items())
-    text += f"; other processes {sum(others.values()):.2f}"
-    if top:
-        text += " (" + ", ".join(f"{name[:24]} {cpu:.2f}" for cpu, name in top) + ")"
-    unattributed = busy - sum(ours.values()) - sum(others.values())
-    text += f", not attributed {max(0.0, unattributed):.2f}"
-    if total:
-        text += f"; machine busy {100 * busy / total:.0f}%"
-    return text
-
-
-# --- genhook's side ---------------------------------------------------------------------------
-
-
-def prepare_database(url: str) -> tuple[str, str]:
-    """Migrate and empty the bench's database; returns its kind and version."""
-    store = Store(url)
-    upgrade(store.engine)
-    with store.begin() as conn:
-        if store.engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in metadata.sorted_tables)
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            described = ("PostgreSQL", str(conn.execute(sa.text("SHOW server_version")).scalar()))
-        else:
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
-            described = ("SQLite", f"{sqlite3.sqlite_version} (WAL)")
-    store.dispose()
-    return described
-
-
-def configure_worker_logging(path: Path) -> None:
-    """What ``genhook worker`` logs (one INFO line per attempt), to a file instead of stderr."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(FORMAT))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def create_finished_jobs(ctx: Context, count: int, webhook_url: str) -> None:
-    """``count`` completed jobs, each with one pending delivery whose message is queued."""
-    price = MODELS[MODEL].price(DURATIONS["5s"])
-    account = create_account(ctx, "bench@example.com", credits=count * price).account
-    for n in range(count):
-        request = GenerationCreate(
-            model=MODEL,
-            prompt=f"genhook delivery bench #{n}: product reveal on white",
-            webhook_url=webhook_url,
-            metadata={"bench": "deliver", "n": str(n)},
-        )
-        job = create_generation(ctx, account.id, request)
-        with ctx.store.begin() as conn:
-            jobs_store.transition(
-                conn,
-                job.id,
-                JobStatus.PROCESSING,
-                provider_job_id=f"bench-{n}",
-                submitted_at=ctx.now(),
-            )
-        finish.complete(ctx, job.id, output_url=f"https://cdn.example.com/bench/{n}.mp4")
-
-
-def sample_request(ctx: Context, monitor: sa.Engine) -> tuple[bytes, dict[str, str]]:
-    """The body of one real delivery and the headers genhook sends with it."""
-    with monitor.connect() as conn:
-        row = conn.execute(sa.select(deliveries).order_by(deliveries.c.id).limit(1)).one()
-    with ctx.store.begin() as conn:
-        account = get_account(conn, row.account_id)
-    assert account is not None and row.payload is not None
-    body = row.payload.encode()
-    headers = signature_headers(
-        secrets=[account.signing_secret],
-        message_id=row.id,
-        event=row.event,
-        timestamp=ctx.now(),
-        body=body,
-    )
-    return body, {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
-
-
-def delivery_counts(monitor: sa.Engine) -> dict[str, int]:
-    """Deliveries per status (a plain read: on SQLite it takes no write lock)."""
-    query = sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
-    with monitor.connect() as conn:
-        return {status: n for status, n in conn.execute(query)}
-
-
-def attempt_count(monitor: sa.Engine) -> int:
-    with monitor.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(delivery_attempts)).scalar_one()
-
-
-class MessageProfiles(dramatiq.Middleware):
-    """A cProfile of every message, taken in the worker thread that processes it."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self.profiles: list[cProfile.Profile] = []
-
-    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if not hasattr(self._local, "profile"):
-            self._local.profile = cProfile.Profile(self._clock)
-            with self._lock:
-                self.profiles.append(self._local.profile)
-        self._local.profile.enable()
-
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: MessageProxy,
-        *,
-        result: Any | None = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        self._pause()
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self._pause()
-
-    def _pause(self) -> None:
-        profile = getattr(self._local, "profile", None)
-        if profile is not None:
-            profile.disable()
-
-    def stats(self, stream: io.StringIO) -> pstats.Stats:
-        return pstats.Stats(*self.profiles, stream=stream)
+# --- The run ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -532,104 +205,6 @@ def run_deliveries(
     return Phase(counts.get("delivered", 0), seconds, before, after), counts
 
 
-# --- The run ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bench:
-    """The running pieces of one run, and the lines that describe them."""
-
-    config: Config
-    ctx: Context
-    receiver: Receiver
-    monitor: sa.Engine
-    roles: Roles
-    database_kind: str
-    #: (label, text) lines describing the pieces.
-    setup: list[tuple[str, str]]
-
-
-@contextmanager
-def running(config: Config, work_dir: Path) -> Iterator[Bench]:
-    """Receiver, Redis, migrated database, genhook context; all stopped and closed after."""
-    with ExitStack() as stack:
-        receiver = Receiver()
-        stack.callback(receiver.stop)
-        redis_url, redis_pid, redis_text = start_redis(config, work_dir, stack)
-
-        # The actors bind Dramatiq's global broker to GENHOOK_REDIS_URL on first import.
-        os.environ["GENHOOK_REDIS_URL"] = redis_url
-        import backend.actors  # noqa: F401
-
-        database_url = config.database_url or f"sqlite:///{work_dir / 'genhook.db'}"
-        database_kind, database_version = prepare_database(database_url)
-        settings = Settings.model_validate(
-            {
-                "database_url": database_url,
-                "redis_url": redis_url,
-                "webhook_allowed_networks": "127.0.0.0/8",
-            }
-        )
-        configure_worker_logging(work_dir / "worker.log")
-        ctx = build_context(settings, broker=dramatiq.get_broker())
-        use_context(ctx)
-        stack.callback(ctx.close)
-        stack.callback(use_context, None)
-        monitor = sa.create_engine(normalize_url(database_url))
-        stack.callback(monitor.dispose)
-
-        postgres_database = (
-            sa.make_url(database_url).database if database_kind == "PostgreSQL" else None
-        )
-        setup = [
-            ("database", f"{database_kind} {database_version}, {hide_password(database_url)}"),
-            ("redis", redis_text),
-            ("receiver", f"{RECEIVER_DESCRIPTION} (pid {receiver.process.pid})"),
-            (
-                "worker",
-                f"dramatiq.Worker in this process, {config.threads} threads, "
-                f"queue {WEBHOOKS_QUEUE!r} only; INFO log to a file",
-            ),
-        ]
-        yield Bench(
-            config=config,
-            ctx=ctx,
-            receiver=receiver,
-            monitor=monitor,
-            roles=Roles(receiver.process.pid or 0, redis_pid, postgres_database),
-            database_kind=database_kind,
-            setup=setup,
-        )
-
-
-def start_redis(config: Config, work_dir: Path, stack: ExitStack) -> tuple[str, int | None, str]:
-    """The Redis to use, emptied now and again at the end (the ``jobs`` queue keeps the
-    submit messages no worker consumes): its URL, its pid if it is ours, a description."""
-    pid = None
-    if config.redis_url:
-        url = config.redis_url
-        where = f"{hide_password(url)}, flushed"
-    else:
-        process, url = bundled_redis.start(work_dir / "redis")
-        stack.callback(stop_process, process)
-        pid = process.pid
-        where = f"bundled redis-server (pid {pid}), appendonly, {url}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    stack.callback(client.close)
-    stack.callback(client.flushdb)
-    return url, pid, f"Redis {client.info('server')['redis_version']}: {where}"
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(10)
-
-
-def hide_password(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
 def describe_machine() -> list[tuple[str, str]]:
     model = "unknown CPU"
     try:
@@ -666,9 +241,8 @@ def command_line(config: Config) -> str:
     return shlex.join(["python", "bench/deliver.py", *(hidden.get(a, a) for a in config.argv)])
 
 
-def run(bench: Bench) -> bool:
+def run(config: Config, bench: Bench) -> bool:
     """Prepare the backlog, time both phases, print the report; ``True`` if all went well."""
-    config = bench.config
     print(f"genhook webhook delivery benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     say("command", command_line(config))
     for label, text in [*describe_machine(), *bench.setup]:
@@ -749,8 +323,13 @@ def report_profile(profiles: MessageProfiles, path: Path, clock: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="genhook-bench-deliver-"))
-    with running(config, work_dir) as bench:
-        ok = run(bench)
+    with running(
+        work_dir,
+        database_url=config.database_url,
+        redis_url=config.redis_url,
+        threads=config.threads,
+    ) as bench:
+        ok = run(config, bench)
     if ok:
         shutil.rmtree(work_dir, ignore_errors=True)
     else:

@@ -193,6 +193,9 @@ def test_an_endpoint_gets_a_retried_webhook_logged_in_the_delivery_log(stack: St
     delivery = wait_until(delivered)
     statuses = [a["response_status"] for a in delivery["attempts"]]
     assert delivery["status"] == "delivered" and statuses == [503, 200]
+    # ...as does the worker's log, once per attempt, without httpx's own line per request
+    assert f"delivery {delivery['id']}" in stack.output()
+    assert "HTTP Request:" not in stack.output()
 
 
 def test_the_readme_receiver_verifies_a_real_webhook(stack: Stack) -> None:
