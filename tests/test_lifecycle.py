@@ -18,28 +18,11 @@ from standardwebhooks import Webhook
 from backend.accounts import NewAccount
 from backend.context import Context
 from backend.store import accounts as accounts_store
-from tests.conftest import wait_until
+from tests.support.api import submit, wait_for_status
 from tests.support.faults import inject_fault, stats
 from tests.support.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def submit(api: testing.TestClient, auth: dict[str, str], **fields: object) -> dict:
-    body = {"model": "kling-v3", "prompt": "Product reveal on white", "duration": "5s", **fields}
-    result = api.simulate_post("/v1/video/generations", json=body, headers=auth)
-    assert result.status_code == 202, result.text
-    return result.json
-
-
-def wait_for_status(
-    api: testing.TestClient, auth: dict[str, str], job_id: str, status: str
-) -> dict:
-    def current() -> dict | None:
-        job = api.simulate_get(f"/v1/video/generations/{job_id}", headers=auth).json
-        return job if job["status"] == status else None
-
-    return wait_until(current)
 
 
 def balance(ctx: Context, account: NewAccount) -> int:

@@ -34,12 +34,12 @@ from backend.schemas.generations import GenerationCreate
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries, delivery_attempts
 from tests.conftest import wait_until
+from tests.support.api import deliveries_of, read_delivery, submit, wait_for_status
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-BODY = {"model": "kling-v3", "prompt": "Product reveal on white", "duration": "5s"}
 FAILING = Reply("500 Internal Server Error", body=b"database is down")
 
 
@@ -57,18 +57,6 @@ def with_settings(ctx: Context, **changes: Any) -> Context:
     changed = dataclasses.replace(ctx, settings=ctx.settings.model_copy(update=changes))
     use_context(changed)
     return changed
-
-
-def submit(api: testing.TestClient, auth: dict[str, str], **fields: object) -> str:
-    result = api.simulate_post("/v1/video/generations", json={**BODY, **fields}, headers=auth)
-    assert result.status_code == 202, result.text
-    return str(result.json["id"])
-
-
-def deliveries_of(api: testing.TestClient, auth: dict[str, str], job_id: str) -> list[dict]:
-    result = api.simulate_get(f"/v1/video/generations/{job_id}/deliveries", headers=auth)
-    assert result.status_code == 200, result.text
-    return list(result.json["data"])
 
 
 def first_attempt(api: testing.TestClient, auth: dict[str, str], job_id: str) -> dict:
@@ -90,12 +78,6 @@ def settled(api: testing.TestClient, auth: dict[str, str], job_id: str) -> dict:
         return found[0] if found and found[0]["status"] != "pending" else None
 
     return wait_until(done)
-
-
-def read_delivery(api: testing.TestClient, auth: dict[str, str], delivery_id: str) -> dict:
-    result = api.simulate_get(f"/v1/deliveries/{delivery_id}", headers=auth)
-    assert result.status_code == 200, result.text
-    return dict(result.json)
 
 
 def statuses(delivery: dict) -> list[int | None]:
@@ -124,16 +106,6 @@ def read_endpoint(api: testing.TestClient, auth: dict[str, str], endpoint_id: st
     result = api.simulate_get(f"/v1/webhook-endpoints/{endpoint_id}", headers=auth)
     assert result.status_code == 200, result.text
     return dict(result.json)
-
-
-def wait_for_status(
-    api: testing.TestClient, auth: dict[str, str], job_id: str, status: str
-) -> dict:
-    def current() -> dict | None:
-        job = api.simulate_get(f"/v1/video/generations/{job_id}", headers=auth).json
-        return job if job["status"] == status else None
-
-    return wait_until(current)
 
 
 def ended_job_with_pending_delivery(ctx: Context, account: NewAccount, url: str) -> str:
@@ -174,7 +146,7 @@ def test_a_receiver_that_is_down_then_up_gets_the_webhook_on_a_retry(
     with_settings(ctx, webhook_retry_schedule=[0.0, 0.4, 0.4])
     port = bundled_redis.free_port()
     app = WebhookReceiver()
-    job_id = submit(api, auth, webhook_url=f"http://127.0.0.1:{port}/hooks")
+    job_id = submit(api, auth, webhook_url=f"http://127.0.0.1:{port}/hooks")["id"]
 
     # When the first attempt has found nobody there, and then the receiver comes up
     down = first_attempt(api, auth, job_id)
@@ -202,7 +174,7 @@ def test_a_receiver_slower_than_the_timeout_is_retried(
     app.reply(Reply(delay=1.0))
 
     # When a job ends
-    delivery = settled(api, auth, submit(api, auth, webhook_url=url))
+    delivery = settled(api, auth, submit(api, auth, webhook_url=url)["id"])
 
     # Then the first attempt is logged as a timeout after about 0.3 s, and the retry delivered
     slow, retried = delivery["attempts"]
@@ -220,7 +192,7 @@ def test_500_then_200_is_delivered_on_the_second_attempt(
     app.reply(FAILING)
 
     # When a job ends
-    delivery = settled(api, auth, submit(api, auth, webhook_url=url))
+    delivery = settled(api, auth, submit(api, auth, webhook_url=url)["id"])
 
     # Then the log shows 500 (with the receiver's words) then 200
     assert delivery["status"] == "delivered" and delivery["attempt_count"] == 2
@@ -241,7 +213,7 @@ def test_410_gone_stops_retrying_and_disables_the_endpoint_until_it_is_re_enable
     app.reply(Reply("410 Gone"))
 
     # When a job ends, the delivery fails after that one attempt
-    delivery = settled(api, auth, submit(api, auth))
+    delivery = settled(api, auth, submit(api, auth)["id"])
     assert delivery["status"] == "failed" and statuses(delivery) == [410]
     assert len(app.requests) == 1
 
@@ -250,7 +222,7 @@ def test_410_gone_stops_retrying_and_disables_the_endpoint_until_it_is_re_enable
     assert gone["enabled"] is False and "410" in gone["disabled_reason"]
 
     # And a later event is not sent to it
-    later = submit(api, auth)
+    later = submit(api, auth)["id"]
     wait_for_status(api, auth, later, "completed")
     assert deliveries_of(api, auth, later) == []
 
@@ -259,7 +231,7 @@ def test_410_gone_stops_retrying_and_disables_the_endpoint_until_it_is_re_enable
     back = api.simulate_patch(patch, json={"enabled": True}, headers=auth)
     assert back.status_code == 200, back.text
     assert back.json["enabled"] is True and back.json["disabled_reason"] is None
-    assert settled(api, auth, submit(api, auth))["status"] == "delivered"
+    assert settled(api, auth, submit(api, auth)["id"])["status"] == "delivered"
     assert len(app.requests) == 2
 
 
@@ -278,7 +250,7 @@ def test_a_redirect_counts_as_a_failure_and_is_never_followed(
         app.reply(*[moved] * len(schedule))
 
         # When a job ends
-        delivery = settled(api, auth, submit(api, auth, webhook_url=url))
+        delivery = settled(api, auth, submit(api, auth, webhook_url=url)["id"])
 
     # Then every attempt got the 301, on the retry schedule, and the delivery failed
     assert delivery["status"] == "failed"
@@ -301,7 +273,7 @@ def test_retry_after_on_429_lengthens_the_wait(
     app.reply(Reply("429 Too Many Requests", headers=[("Retry-After", "1")]))
 
     # When a job ends, the retry is scheduled 1 s after the first attempt
-    job_id = submit(api, auth, webhook_url=url)
+    job_id = submit(api, auth, webhook_url=url)["id"]
     waiting = first_attempt(api, auth, job_id)
     (limited,) = waiting["attempts"]
     assert limited["response_status"] == 429
@@ -326,7 +298,7 @@ def test_retry_after_is_capped_at_the_schedules_longest_delay(
     app.reply(Reply("503 Service Unavailable", headers=[("Retry-After", "3600")]))
 
     # When a job ends
-    waiting = first_attempt(api, auth, submit(api, auth, webhook_url=url))
+    waiting = first_attempt(api, auth, submit(api, auth, webhook_url=url)["id"])
 
     # Then the next attempt is due 3 s after the first, not an hour
     (unavailable,) = waiting["attempts"]
@@ -346,7 +318,7 @@ def test_when_every_attempt_fails_the_delivery_fails_and_the_result_stays_readab
     app.status = "500 Internal Server Error"
 
     # When a job ends
-    job_id = submit(api, auth, webhook_url=url)
+    job_id = submit(api, auth, webhook_url=url)["id"]
     delivery = settled(api, auth, job_id)
 
     # Then the delivery failed after exactly one attempt per entry of the schedule
@@ -488,7 +460,7 @@ def test_an_explicit_redeliver_after_a_success_sends_again_with_the_same_webhook
 ) -> None:
     # Given a delivered webhook (so Redis remembers its success)
     app, url = receiver
-    delivery = settled(api, auth, submit(api, auth, webhook_url=url))
+    delivery = settled(api, auth, submit(api, auth, webhook_url=url)["id"])
     assert delivery["status"] == "delivered"
 
     # When the user asks for it again
@@ -524,7 +496,7 @@ def test_an_endpoints_own_retry_schedule_replaces_the_servers(
     create_endpoint(api, auth, url, retry_schedule=["0s", "0.1s"])
 
     # When a job ends
-    delivery = settled(api, auth, submit(api, auth))
+    delivery = settled(api, auth, submit(api, auth)["id"])
 
     # Then its delivery failed after two attempts
     assert delivery["status"] == "failed" and statuses(delivery) == [500, 500]
@@ -545,7 +517,7 @@ def test_an_endpoints_own_timeout_replaces_the_servers(
     create_endpoint(api, auth, url, retry_schedule=["0s"], timeout_seconds=0.3)
 
     # When a job ends
-    delivery = settled(api, auth, submit(api, auth))
+    delivery = settled(api, auth, submit(api, auth)["id"])
 
     # Then the one attempt timed out after about 0.3 s
     (attempt,) = delivery["attempts"]
@@ -567,7 +539,7 @@ def test_an_endpoint_failing_for_too_long_is_disabled_with_a_reason(
     endpoint = create_endpoint(api, auth, url)
 
     # When a job ends and its delivery fails
-    assert settled(api, auth, submit(api, auth))["status"] == "failed"
+    assert settled(api, auth, submit(api, auth)["id"])["status"] == "failed"
 
     # Then the endpoint is disabled, saying since when it has been failing
     disabled = read_endpoint(api, auth, endpoint["id"])
@@ -589,7 +561,7 @@ def test_a_success_ends_an_endpoints_failing_streak(
 
     # When a first delivery fails once and then succeeds
     app.reply(FAILING)
-    assert statuses(settled(api, auth, submit(api, auth))) == [500, 200]
+    assert statuses(settled(api, auth, submit(api, auth)["id"])) == [500, 200]
 
     # Then the endpoint has no failing streak
     assert read_endpoint(api, auth, endpoint["id"])["failing_since"] is None
@@ -597,7 +569,7 @@ def test_a_success_ends_an_endpoints_failing_streak(
     # And when a later delivery fails twice (its last attempt well over 0.5 s after the
     # first failure of all), a new streak starts with it and the endpoint stays enabled
     app.reply(FAILING, FAILING)
-    later = settled(api, auth, submit(api, auth))
+    later = settled(api, auth, submit(api, auth)["id"])
     assert statuses(later) == [500, 500]
     current = read_endpoint(api, auth, endpoint["id"])
     assert current["enabled"] is True

@@ -24,10 +24,10 @@ from backend.accounts import NewAccount, create_account
 from backend.api.app import create_app
 from backend.context import Context
 from tests.conftest import wait_until
+from tests.support.api import GENERATIONS, deliveries_of, submit
 from tests.support.receiver import Received, Reply, WebhookReceiver
 
 ENDPOINTS = "/v1/webhook-endpoints"
-GENERATIONS = "/v1/video/generations"
 COMPLETED = "video.generation.completed"
 FAILED = "video.generation.failed"
 STATUS_CHANGED = "video.generation.status_changed"
@@ -61,19 +61,6 @@ def patch_endpoint(
     result = api.simulate_patch(f"{ENDPOINTS}/{endpoint_id}", json=changes, headers=auth)
     assert result.status_code == 200, result.text
     return dict(result.json)
-
-
-def submit(api: testing.TestClient, auth: dict[str, str], **fields: object) -> str:
-    body = {"model": "kling-v3", "prompt": "Product reveal on white", "duration": "5s", **fields}
-    result = api.simulate_post(GENERATIONS, json=body, headers=auth)
-    assert result.status_code == 202, result.text
-    return str(result.json["id"])
-
-
-def deliveries_of(api: testing.TestClient, auth: dict[str, str], job_id: str) -> list[dict]:
-    result = api.simulate_get(f"{GENERATIONS}/{job_id}/deliveries", headers=auth)
-    assert result.status_code == 200, result.text
-    return list(result.json["data"])
 
 
 def settled_deliveries(api: testing.TestClient, auth: dict[str, str], job_id: str) -> list[dict]:
@@ -371,7 +358,7 @@ def test_another_account_cannot_see_or_touch_an_endpoint_or_its_deliveries(
     # Given an endpoint with one delivery, and a second account
     app, url = receiver
     endpoint = create_endpoint(api, auth, f"{url}/mine")
-    job_id = submit(api, auth)
+    job_id = submit(api, auth)["id"]
     (delivery,) = settled_deliveries(api, auth, job_id)
     other = bearer(create_account(ctx, "other@example.com"))
     since = {"since": "2020-01-01T00:00:00Z"}
@@ -416,7 +403,7 @@ def test_a_job_event_goes_to_its_own_url_and_to_each_subscribed_endpoint(
     create_endpoint(api, auth, f"{url}/failed", events=[FAILED])
 
     # When a job with its own webhook_url completes
-    job_id = submit(api, auth, webhook_url=f"{url}/job")
+    job_id = submit(api, auth, webhook_url=f"{url}/job")["id"]
     settled_deliveries(api, auth, job_id)
 
     # Then the job's URL and the completions endpoint each get exactly one POST
@@ -448,7 +435,7 @@ def test_a_disabled_endpoint_gets_nothing(
     create_endpoint(api, auth, f"{url}/enabled", events=[COMPLETED])
 
     # When a job completes
-    job_id = submit(api, auth)
+    job_id = submit(api, auth)["id"]
     settled_deliveries(api, auth, job_id)
 
     # Then only the enabled endpoint heard of it
@@ -464,7 +451,7 @@ def test_an_endpoint_at_the_jobs_own_url_gets_one_copy(
     create_endpoint(api, auth, f"{url}/same", events=[COMPLETED])
 
     # When that job completes
-    job_id = submit(api, auth, webhook_url=f"{url}/same")
+    job_id = submit(api, auth, webhook_url=f"{url}/same")["id"]
     deliveries = settled_deliveries(api, auth, job_id)
 
     # Then the URL gets the event once
@@ -485,7 +472,7 @@ def test_status_changes_go_only_to_endpoints_that_opted_in(
     create_endpoint(api, auth, f"{url}/results", events=[COMPLETED, FAILED])
 
     # When a job with its own webhook_url goes through its phases and completes
-    job_id = submit(api, auth, webhook_url=f"{url}/job")
+    job_id = submit(api, auth, webhook_url=f"{url}/job")["id"]
     settled_deliveries(api, auth, job_id)
     job = api.simulate_get(f"{GENERATIONS}/{job_id}", headers=auth).json
 
@@ -553,7 +540,7 @@ def test_during_a_rotation_both_secrets_sign(
     assert before + timedelta(hours=24) <= expires <= datetime.now(UTC) + timedelta(hours=24)
 
     # When a job's webhook is sent during the overlap
-    settled_deliveries(api, auth, submit(api, auth, **job_fields))
+    settled_deliveries(api, auth, submit(api, auth, **job_fields)["id"])
     (hook,) = app.requests
 
     # Then it carries two v1 signatures, and each secret verifies it on its own
@@ -588,7 +575,7 @@ def test_after_the_overlap_only_the_new_secret_signs(
     wait_until(lambda: datetime.now(UTC) > expires)
 
     # When a job's webhook is sent
-    settled_deliveries(api, auth, submit(api, auth, **job_fields))
+    settled_deliveries(api, auth, submit(api, auth, **job_fields)["id"])
     (hook,) = app.requests
 
     # Then only the new secret signs it
@@ -629,7 +616,7 @@ def test_the_delivery_log_shows_each_attempt_with_a_bounded_excerpt(
 
     # When a job's webhook is delivered
     started = datetime.now(UTC)
-    job_id = submit(api, auth, webhook_url=f"{url}/job")
+    job_id = submit(api, auth, webhook_url=f"{url}/job")["id"]
     (delivery,) = settled_deliveries(api, auth, job_id)
 
     # Then the log shows one delivery to the job's own URL, delivered on the second attempt
@@ -671,7 +658,7 @@ def test_a_redelivery_sends_once_more_with_the_same_webhook_id(
 ) -> None:
     # Given a webhook that was delivered
     app, url = receiver
-    job_id = submit(api, auth, webhook_url=f"{url}/job")
+    job_id = submit(api, auth, webhook_url=f"{url}/job")["id"]
     (delivery,) = settled_deliveries(api, auth, job_id)
     assert delivery["status"] == "delivered"
 
@@ -699,7 +686,7 @@ def test_a_delivery_to_a_disabled_or_deleted_endpoint_cannot_be_redelivered(
     # Given a delivered webhook whose endpoint was then disabled or deleted
     app, url = receiver
     endpoint = create_endpoint(api, auth, f"{url}/endpoint")
-    (delivery,) = settled_deliveries(api, auth, submit(api, auth))
+    (delivery,) = settled_deliveries(api, auth, submit(api, auth)["id"])
     path = f"{ENDPOINTS}/{endpoint['id']}"
     if how == "disabled":
         patch_endpoint(api, auth, endpoint["id"], enabled=False)
@@ -728,17 +715,17 @@ def test_recover_resends_the_failed_deliveries_since_a_time(
     endpoint = create_endpoint(api, auth, f"{url}/endpoint", retry_schedule=["0s"])
 
     # ...a delivery that failed before the time we recover from
-    (older,) = settled_deliveries(api, auth, submit(api, auth))
+    (older,) = settled_deliveries(api, auth, submit(api, auth)["id"])
     since = datetime.now(UTC)
 
     # ...two that failed after it
-    failing = [submit(api, auth), submit(api, auth)]
+    failing = [submit(api, auth)["id"], submit(api, auth)["id"]]
     failed = [settled_deliveries(api, auth, job_id)[0] for job_id in failing]
     assert {d["status"] for d in [older, *failed]} == {"failed"}
 
     # ...and, once the receiver is fixed, one that was delivered
     app.status = "200 OK"
-    (delivered,) = settled_deliveries(api, auth, submit(api, auth))
+    (delivered,) = settled_deliveries(api, auth, submit(api, auth)["id"])
     assert delivered["status"] == "delivered"
     first_ids = [request.headers["webhook-id"] for request in app.requests]
 
