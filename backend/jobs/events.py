@@ -68,15 +68,19 @@ def _record(
     *,
     to_job_url: bool,
 ) -> list[DeliveryRecord]:
+    # url -> (endpoint id or None for the job's own URL, delay of the first attempt)
+    destinations: dict[str, tuple[str | None, float]] = {}
+    if to_job_url and job.webhook_url:
+        destinations[job.webhook_url] = (None, policy_for(settings, None).schedule[0])
+    for endpoint in endpoints_store.subscribed_endpoints(conn, job.account_id, event):
+        first_delay = policy_for(settings, endpoint).schedule[0]
+        destinations.setdefault(endpoint.url, (endpoint.id, first_delay))
+    if not destinations:
+        return []
     payload = to_webhook_payload(job, event).model_dump_json()
     now = utcnow()
     created: list[DeliveryRecord] = []
-    seen_urls: set[str] = set()
-
-    def add(endpoint_id: str | None, url: str, first_delay: float) -> None:
-        if url in seen_urls:
-            return
-        seen_urls.add(url)
+    for url, (endpoint_id, first_delay) in destinations.items():
         delivery = deliveries_store.create_delivery(
             conn,
             delivery_id=ids.delivery_id(),
@@ -89,11 +93,6 @@ def _record(
             payload=payload,
             next_attempt_at=now + timedelta(seconds=first_delay),
         )
-        if delivery is not None:
+        if delivery is not None:  # already recorded (a re-run of the same transition)
             created.append(delivery)
-
-    if to_job_url and job.webhook_url:
-        add(None, job.webhook_url, policy_for(settings, None).schedule[0])
-    for endpoint in endpoints_store.subscribed_endpoints(conn, job.account_id, event):
-        add(endpoint.id, endpoint.url, policy_for(settings, endpoint).schedule[0])
     return created

@@ -79,14 +79,13 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             poll_token=token,
             next_poll_at=now + timedelta(seconds=interval),
         )
-        entered_phase = updated is not None and updated.phase != job.phase
+        if updated is None:
+            return
+        entered_phase = updated.phase != job.phase
+        # The phase's status_changed deliveries are written with it (the outbox).
         deliveries = (
-            events.record_phase_change(conn, ctx.settings, updated)
-            if updated is not None and entered_phase
-            else []
+            events.record_phase_change(conn, ctx.settings, updated) if entered_phase else []
         )
-    if updated is None:
-        return
     if entered_phase:
         log.info("job %s is %s", job.id, updated.phase.value)
     ctx.cache.put(updated, now)
