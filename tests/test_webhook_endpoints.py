@@ -23,6 +23,7 @@ from standardwebhooks import Webhook
 from backend.accounts import NewAccount, create_account
 from backend.api.app import create_app
 from backend.context import Context
+from backend.webhooks.endpoints import MAX_ENDPOINTS_PER_ACCOUNT
 from tests.conftest import wait_until
 from tests.support.api import GENERATIONS, deliveries_of, submit
 from tests.support.receiver import Received, Reply, WebhookReceiver
@@ -237,6 +238,25 @@ def test_a_deleted_endpoint_is_gone(api: testing.TestClient, auth: dict[str, str
     assert_problem(api.simulate_get(f"{ENDPOINTS}/{deleted}", headers=auth), 404)
     assert endpoint_ids(api, auth) == [kept]
     assert_problem(api.simulate_delete(f"{ENDPOINTS}/{deleted}", headers=auth), 404)
+
+
+def test_an_account_has_at_most_twenty_endpoints_and_deleting_frees_a_place(
+    api: testing.TestClient, auth: dict[str, str]
+) -> None:
+    # Given an account with as many endpoints as it may have
+    ids = [
+        create_endpoint(api, auth, f"{QUIET_URL}/{n}")["id"]
+        for n in range(MAX_ENDPOINTS_PER_ACCOUNT)
+    ]
+
+    # When it registers one more, it is refused and nothing is written
+    result = api.simulate_post(ENDPOINTS, json={"url": f"{QUIET_URL}/extra"}, headers=auth)
+    assert_problem(result, 409)
+    assert len(endpoint_ids(api, auth)) == MAX_ENDPOINTS_PER_ACCOUNT
+
+    # Then deleting one makes room again
+    assert api.simulate_delete(f"{ENDPOINTS}/{ids[0]}", headers=auth).status_code == 204
+    create_endpoint(api, auth, f"{QUIET_URL}/extra")
 
 
 # --- Validation --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from backend.store.tables import webhook_endpoints
+from backend.store.tables import accounts, webhook_endpoints
 from backend.store.types import record_from_row, utcnow
 
 
@@ -97,6 +97,22 @@ def list_endpoints(conn: sa.Connection, account_id: str) -> list[EndpointRecord]
         .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
     )
     return [_record(r) for r in rows]
+
+
+def count_live_endpoints_locked(conn: sa.Connection, account_id: str) -> int:
+    """How many endpoints the account has, with its row locked until the transaction ends
+    (PostgreSQL), so two concurrent creations cannot both pass a limit."""
+    conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(webhook_endpoints)
+            .where(
+                webhook_endpoints.c.account_id == account_id,
+                webhook_endpoints.c.deleted_at.is_(None),
+            )
+        ).scalar_one()
+    )
 
 
 def subscribed_endpoints(conn: sa.Connection, account_id: str, event: str) -> list[EndpointRecord]:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from backend import ids, security
 from backend.context import Context
-from backend.errors import NotFound
+from backend.errors import Conflict, NotFound
 from backend.schemas.webhooks import (
     SigningSecret,
     WebhookEndpointCreate,
@@ -23,12 +23,25 @@ from backend.store import endpoints as endpoints_store
 from backend.store.endpoints import EndpointRecord
 from backend.webhooks import url_guard
 
+#: Live (not deleted) webhook endpoints one account may have.
+MAX_ENDPOINTS_PER_ACCOUNT = 20
+
 
 def create_endpoint(
     ctx: Context, account_id: str, request: WebhookEndpointCreate
 ) -> EndpointRecord:
+    """Raises ``Conflict`` past :data:`MAX_ENDPOINTS_PER_ACCOUNT` (every event is sent to
+    every subscribed endpoint, so their number bounds the work one job can cause)."""
     url_guard.require_public(request.url, ctx.settings.webhook_allowed_networks, "url")
     with ctx.store.begin() as conn:
+        if (
+            endpoints_store.count_live_endpoints_locked(conn, account_id)
+            >= MAX_ENDPOINTS_PER_ACCOUNT
+        ):
+            raise Conflict(
+                f"an account can have at most {MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints; "
+                "delete one first"
+            )
         return endpoints_store.create_endpoint(
             conn,
             endpoint_id=ids.endpoint_id(),

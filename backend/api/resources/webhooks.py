@@ -37,12 +37,13 @@ class WebhookEndpointsResource:
         operation_id="createWebhookEndpoint",
         summary="Subscribe a URL to generation events",
         description="Returns the endpoint's own `whsec_` signing secret. The URL must not "
-        "point at a private, loopback or otherwise non-public address.",
+        "point at a private, loopback or otherwise non-public address. An account may have "
+        f"{endpoints.MAX_ENDPOINTS_PER_ACCOUNT} endpoints (409 beyond).",
         tags=TAGS,
         request=WebhookEndpointCreate,
         responses={201: WebhookEndpointCreated},
         headers={201: {"Location": "URL of the new endpoint"}},
-        errors=(400, 413, 422),
+        errors=(400, 409, 413, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = parse_body(req, WebhookEndpointCreate)
