@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
-from backend.webhooks.retry import validate_schedule
+from backend.webhooks.retry import MAX_TIMEOUT_SECONDS, validate_schedule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
 
     webhook_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=60, description="Timeout of one webhook POST."
+        default=10.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="Timeout of one webhook attempt."
     )
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 30.0],

@@ -81,7 +81,7 @@ def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
     if target is None:
         return None
     delivery, endpoint = target.delivery, target.endpoint
-    unusable = _unusable_reason(endpoint)
+    unusable = endpoint.unusable_reason if endpoint is not None else None
     if unusable is not None:
         _record(ctx, target, now, _not_sent(f"not sent: {unusable}"), outcome=FAILED)
         return None
@@ -171,10 +171,6 @@ def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:
     url = endpoint.url if endpoint is not None else delivery.url
     return Target(delivery, endpoint, url, secrets, body.encode())
 
-
-def _unusable_reason(endpoint: EndpointRecord | None) -> str | None:
-    if endpoint is None:
-        return None
     if endpoint.deleted_at is not None:
         return "the endpoint was deleted"
     if not endpoint.enabled:

@@ -29,10 +29,6 @@ from backend.webhooks.retry import policy_for
 COMPLETED = "video.generation.completed"
 FAILED = "video.generation.failed"
 STATUS_CHANGED = "video.generation.status_changed"
-#: Every event an endpoint may subscribe to; status changes are opt-in.
-EVENTS = (COMPLETED, FAILED, STATUS_CHANGED)
-#: What an endpoint gets when it names no events.
-DEFAULT_EVENTS = (COMPLETED, FAILED)
 
 
 def record_terminal(

@@ -10,10 +10,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, f
 from backend.durations import parse_duration
 from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
 from backend.schemas.generations import WebhookEvent
-from backend.webhooks.retry import MAX_ATTEMPTS, validate_schedule
+from backend.webhooks.retry import MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS, validate_schedule
 
 MAX_DESCRIPTION_CHARS = 500
-MAX_TIMEOUT_SECONDS = 60.0
 
 _SCHEDULE_HELP = (
     "Delay before each attempt, as seconds or duration strings (`0s`, `5m`, `2h`); its "

@@ -32,6 +32,15 @@ class EndpointRecord:
     updated_at: datetime
     deleted_at: datetime | None
 
+    @property
+    def unusable_reason(self) -> str | None:
+        """Why nothing may be sent to this endpoint now, or ``None`` if it can receive."""
+        if self.deleted_at is not None:
+            return "the endpoint was deleted"
+        if not self.enabled:
+            return f"the endpoint is disabled ({self.disabled_reason})"
+        return None
+
 
 def _record(row: sa.Row) -> EndpointRecord:
     return record_from_row(EndpointRecord, row)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from backend.context import Context
 from backend.errors import Conflict, NotFound
 from backend.schemas.webhooks import Delivery, DeliveryAttempt
@@ -17,6 +15,7 @@ from backend.store import deliveries as deliveries_store
 from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
 from backend.store.deliveries import AttemptRecord, DeliveryRecord
+from backend.store.endpoints import EndpointRecord
 
 #: Most deliveries one recover call queues; call again with a later ``since`` for more.
 MAX_RECOVER = 1000
@@ -48,7 +47,12 @@ def redeliver(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
         delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
         if delivery is None:
             raise NotFound(f"no delivery {delivery_id!r} in this account")
-        _require_usable_endpoint(conn, delivery)
+        if delivery.endpoint_id is not None:
+            endpoint = endpoints_store.get_endpoint(
+                conn, delivery.endpoint_id, include_deleted=True
+            )
+            assert endpoint is not None
+            _require_usable(endpoint)
         if delivery.status == deliveries_store.PENDING:
             deliveries_store.reschedule(conn, delivery.id, now)
         else:
@@ -68,11 +72,7 @@ def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) ->
         endpoint = endpoints_store.get_account_endpoint(conn, account_id, endpoint_id)
         if endpoint is None:
             raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
-        if not endpoint.enabled:
-            raise Conflict(
-                f"the endpoint is disabled ({endpoint.disabled_reason}); "
-                "PATCH it with enabled=true first"
-            )
+        _require_usable(endpoint)
         ids = deliveries_store.failed_for_endpoint(conn, endpoint_id, since, MAX_RECOVER)
         for delivery_id in ids:
             deliveries_store.start_round(conn, delivery_id, at=now, round_limit=None)
@@ -81,17 +81,13 @@ def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) ->
     return ids
 
 
-def _require_usable_endpoint(conn: sa.Connection, delivery: DeliveryRecord) -> None:
-    if delivery.endpoint_id is None:
+def _require_usable(endpoint: EndpointRecord) -> None:
+    reason = endpoint.unusable_reason
+    if reason is None:
         return
-    endpoint = endpoints_store.get_endpoint(conn, delivery.endpoint_id)
-    if endpoint is None:
-        raise Conflict("the delivery's endpoint was deleted")
-    if not endpoint.enabled:
-        raise Conflict(
-            f"the delivery's endpoint is disabled ({endpoint.disabled_reason}); "
-            "PATCH it with enabled=true first"
-        )
+    if endpoint.deleted_at is None:
+        reason += "; PATCH it with enabled=true first"
+    raise Conflict(reason)
 
 
 def to_delivery(delivery: DeliveryRecord, attempts: list[AttemptRecord]) -> Delivery:

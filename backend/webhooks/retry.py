@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # settings import this module to validate the schedule settin
     from backend.store.endpoints import EndpointRecord
 
 MAX_ATTEMPTS = 20
+#: Longest timeout of one attempt (server default or an endpoint's own).
+MAX_TIMEOUT_SECONDS = 60.0
 #: Longest single delay; a delayed Dramatiq message waits in a worker, and the recovery
 #: sweep re-sends any that a restart loses.
 MAX_DELAY_SECONDS = 24 * 3600.0
