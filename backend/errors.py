@@ -11,8 +11,12 @@
     │   ├── Conflict             409    e.g. an email already signed up
     │   └── PayloadTooLarge      413    the body exceeds the API's limit
     ├── ProviderError                   (raised by provider adapters; never shown raw)
-    │   ├── ProviderTransient           429 / 5xx / timeout / capacity: try again or elsewhere
-    │   └── ProviderRejected            4xx: the request itself is refused
+    │   ├── ProviderTransient           5xx / timeout / network: try again or elsewhere
+    │   │   ├── ProviderRateLimited     too many requests (with Retry-After when given)
+    │   │   └── ProviderCapacity        queue full, concurrency cap, resource exhausted
+    │   ├── ProviderQuotaExhausted      our account is out of quota or balance
+    │   ├── ProviderRejected            content policy or bad input: retrying cannot help
+    │   └── ProviderOutcomeUnknown      the create call may or may not have made a task
     └── UnsafeWebhookTarget             a webhook URL points where genhook must not send
 
 The API's error handler (``backend/api/errors.py``) turns ``ClientError`` into problem
@@ -110,8 +114,28 @@ class ProviderTransient(ProviderError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class ProviderRateLimited(ProviderTransient):
+    """The provider throttled us (HTTP 429 or its own rate-limit code)."""
+
+
+class ProviderCapacity(ProviderTransient):
+    """The provider, or our account's concurrency slots there, are full for now."""
+
+
+class ProviderQuotaExhausted(ProviderError):
+    """Our account at the provider is out of balance or quota: another route may work,
+    this one will not until the operator tops it up."""
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request itself; retrying cannot help."""
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """The create request was sent but no answer came back: a task may exist.
+
+    Submitting again could start a second paid task, so the caller looks the task up by
+    its idempotency key where the provider allows it."""
 
 
 class UnsafeWebhookTarget(GenhookError):

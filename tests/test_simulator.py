@@ -27,6 +27,7 @@ RENDER_SHAPE = {
     "output_url",
     "error",
     "created_at",
+    "queue_position",
 }
 
 

@@ -8,13 +8,14 @@ import httpx
 
 from backend.errors import ProviderRejected, ProviderTransient
 from backend.jobs.states import JobPhase
-from backend.providers.base import RenderRequest, RenderState, RenderStatus
+from backend.providers.base import BaseAdapter, RenderRequest, RenderState, RenderStatus
 
 _PHASES = {p.value: p for p in JobPhase}
 
 
-class SimulatorProvider:
-    """Talks the simulator's ``/v1/renders`` protocol over httpx."""
+class SimulatorProvider(BaseAdapter):
+    """Talks the simulator's native ``/v1/renders`` protocol over httpx: genhook's own
+    test double for "a provider", with none of a real one's quirks."""
 
     def __init__(self, *, name: str, base_url: str, client: httpx.Client) -> None:
         self.name = name
@@ -51,9 +52,17 @@ class SimulatorProvider:
                 error_code=error.get("code", "provider_failed"),
                 error_message=error.get("message", "the provider reported a failure"),
             )
+        phase = _PHASES.get(status, JobPhase.QUEUED)
         return RenderStatus(
-            RenderState.RUNNING, _PHASES.get(status, JobPhase.QUEUED), data.get("eta_seconds")
+            RenderState.QUEUED if phase is JobPhase.QUEUED else RenderState.RUNNING,
+            phase,
+            data.get("eta_seconds"),
+            progress=None if data.get("progress") is None else 100 * float(data["progress"]),
+            queue_position=data.get("queue_position"),
         )
+
+    def health(self) -> None:
+        self._call("GET", "/healthz")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

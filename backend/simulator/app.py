@@ -13,18 +13,20 @@ worker processes would each invent their own renders and answer 404 for each oth
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, TypeVar
 
 import falcon
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backend.simulator import dialects
+from backend.simulator.callbacks import CallbackDispatcher
+from backend.simulator.dialects.common import sample_video
 from backend.simulator.farm import (
     FAILABLE_PHASES,
+    FaultKind,
     FaultRule,
     FaultTarget,
     Phase,
@@ -52,6 +54,21 @@ class _RenderRequest(BaseModel):
     aspect_ratio: str = Field(min_length=1)
 
 
+#: The native protocol's answer to each fault kind (dialects have their own).
+_KIND_STATUS = {
+    FaultKind.RATE_LIMITED: 429,
+    FaultKind.CAPACITY: 503,
+    FaultKind.QUOTA: 402,
+    FaultKind.AUTH: 401,
+    FaultKind.SERVER_ERROR: 500,
+    FaultKind.UNAVAILABLE: 503,
+    FaultKind.BAD_REQUEST: 400,
+    FaultKind.CONTENT_POLICY: 400,
+    FaultKind.HANG: 504,
+    FaultKind.HANG_AFTER_CREATE: 504,
+    FaultKind.INTERNAL: 500,
+}
+
 #: The error code a fault answers with when the rule names none.
 _DEFAULT_FAULT_CODES = {429: "rate_limited", 503: "capacity_exhausted"}
 
@@ -69,11 +86,18 @@ class _FaultRequest(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
     at_phase: Phase = Phase.RENDERING
     message: str | None = None
+    kind: FaultKind | None = None
+    dialect: str | None = None
+    hang_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> _FaultRequest:
-        if self.on is not FaultTarget.RENDER and self.status is None:
-            raise ValueError("submit and poll faults need a 'status' (an HTTP 4xx/5xx code)")
+        if self.on is not FaultTarget.RENDER and self.status is None and self.kind is None:
+            raise ValueError(
+                "submit and poll faults need a 'status' (an HTTP 4xx/5xx code) or a 'kind'"
+            )
+        if self.code is None:
+            self.code = self.kind.value if self.kind else None
         if self.code is None:
             self.code = _DEFAULT_FAULT_CODES.get(self.status or 0, "internal_error")
         if self.at_phase not in FAILABLE_PHASES:
@@ -114,8 +138,9 @@ def _error(
 
 
 def _fault(resp: falcon.Response, rule: FaultRule) -> None:
-    assert rule.status is not None  # guaranteed for submit/poll rules by RenderFarm.add_fault
-    _error(resp, rule.status, rule.code, rule.describe(), rule.retry_after)
+    # A dialect answers a kind with its provider's own status; these are the native ones.
+    status = rule.status or _KIND_STATUS[rule.kind or FaultKind.INTERNAL]
+    _error(resp, status, rule.code, rule.describe(), rule.retry_after)
 
 
 def _not_found(resp: falcon.Response, render_id: str) -> None:
@@ -139,25 +164,37 @@ def _render_json(snapshot: RenderSnapshot, req: falcon.Request) -> dict[str, Any
         "output_url": output_url,
         "error": None if error is None else {"code": error.code, "message": error.message},
         "created_at": snapshot.created_at.isoformat().replace("+00:00", "Z"),
+        "queue_position": snapshot.queue_position,
+    }
+
+
+def _inspect_json(snapshot: RenderSnapshot, req: falcon.Request) -> dict[str, Any]:
+    """A render as tests see it: the native shape plus what the client sent, in any dialect."""
+    spec = snapshot.spec
+    return {
+        **_render_json(snapshot, req),
+        "dialect": spec.dialect,
+        "prompt": spec.prompt,
+        "duration_seconds": spec.duration_seconds,
+        "aspect_ratio": spec.aspect_ratio,
+        "image": spec.image,
+        "end_image": spec.end_image,
+        "callback_url": spec.callback_url,
+        "reference": spec.reference,
     }
 
 
 def _fault_json(rule: FaultRule) -> dict[str, Any]:
     body: dict[str, Any] = {"on": rule.on.value, "code": rule.code, "times": rule.times}
     body["model"] = rule.model
+    body["kind"] = rule.kind.value if rule.kind else None
+    body["dialect"] = rule.dialect
     if rule.on is FaultTarget.RENDER:
         body["at_phase"] = rule.at_phase.value
     else:
         body["status"] = rule.status
         body["retry_after"] = rule.retry_after
     return body
-
-
-@functools.cache
-def sample_video() -> bytes:
-    """The one video every render 'produces'; read from the package so it works when installed."""
-    asset = resources.files("backend.simulator").joinpath("assets").joinpath("sample.mp4")
-    return asset.read_bytes()
 
 
 # -- resources --------------------------------------------------------------------------------
@@ -232,6 +269,9 @@ class _Faults:
             model=body.model,
             at_phase=body.at_phase,
             message=body.message,
+            kind=body.kind,
+            dialect=body.dialect,
+            hang_seconds=body.hang_seconds,
         )
         self._farm.add_fault(rule)
         resp.status = 201
@@ -245,11 +285,15 @@ class _Faults:
 class _Inspect:
     """Read-only and reset views of the farm, for tests and for debugging a demo."""
 
-    def __init__(self, farm: RenderFarm) -> None:
+    def __init__(self, farm: RenderFarm, callbacks: CallbackDispatcher) -> None:
         self._farm = farm
+        self._callbacks = callbacks
+
+    def on_get_callbacks(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = [sent.__dict__ for sent in self._callbacks.sent()]
 
     def on_get_renders(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = [_render_json(snapshot, req) for snapshot in self._farm.renders()]
+        resp.media = [_inspect_json(snapshot, req) for snapshot in self._farm.renders()]
 
     def on_get_stats(self, req: falcon.Request, resp: falcon.Response) -> None:
         stats = self._farm.stats()
@@ -291,13 +335,18 @@ def create_app(
     app.add_route("/v1/renders/{render_id}", renders, suffix="render")
     app.add_route("/v1/outputs/{render_id}.mp4", _Outputs(farm, sample_video()))
 
+    callbacks = CallbackDispatcher(farm)
     app.add_route("/_sim/faults", _Faults(farm))
-    inspect = _Inspect(farm)
+    inspect = _Inspect(farm, callbacks)
+    app.add_route("/_sim/callbacks", inspect, suffix="callbacks")
     app.add_route("/_sim/renders", inspect, suffix="renders")
     app.add_route("/_sim/stats", inspect, suffix="stats")
     app.add_route("/_sim/reset", inspect, suffix="reset")
 
     app.add_route("/healthz", _Health())
+
+    for dialect in dialects.ALL:
+        dialect.mount(app, farm, callbacks)
     return app
 
 
