@@ -16,7 +16,7 @@ import httpx
 import redis
 
 from backend.providers.base import Provider
-from backend.providers.registry import PROVIDER_TIMEOUT, build_providers
+from backend.providers.registry import build_providers, provider_timeout
 from backend.queue import Queue
 from backend.redis_client import connect as redis_client_for
 from backend.settings import Settings, get_settings
@@ -57,7 +57,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
 
     redis_url = settings.redis_url or DEFAULT_REDIS_URL
     redis_client = redis_client_for(redis_url)
-    provider_client = httpx.Client(timeout=PROVIDER_TIMEOUT, trust_env=False)
+    provider_client = httpx.Client(timeout=provider_timeout(settings), trust_env=False)
     return Context(
         settings=settings,
         store=Store(settings.effective_database_url),

@@ -41,3 +41,7 @@ def delivery_id() -> str:
 
 def endpoint_id() -> str:
     return new_id("we")
+
+
+def image_id() -> str:
+    return new_id("img")

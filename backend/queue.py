@@ -19,6 +19,7 @@ WEBHOOKS_QUEUE = "webhooks"
 
 SUBMIT_JOB = "submit_job"
 POLL_JOB = "poll_job"
+POLL_JOB_NOW = "poll_job_now"
 DELIVER_WEBHOOK = "deliver_webhook"
 
 
@@ -33,6 +34,10 @@ class Queue:
 
     def poll_job(self, job_id: str, poll_token: str, *, delay_seconds: float) -> bool:
         return self._send(JOBS_QUEUE, POLL_JOB, (job_id, poll_token), delay_seconds)
+
+    def poll_job_now(self, job_id: str, *, delay_seconds: float = 0) -> bool:
+        """A poll out of turn, because the provider called back."""
+        return self._send(JOBS_QUEUE, POLL_JOB_NOW, (job_id,), delay_seconds)
 
     def deliver_webhook(self, delivery_id: str, *, delay_seconds: float = 0) -> bool:
         return self._send(WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds)

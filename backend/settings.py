@@ -44,6 +44,80 @@ class Settings(BaseSettings):
     simulator_render_seconds: float = Field(
         default=20.0, ge=0, description="How long a simulated render takes."
     )
+    simulator_fallback: bool = Field(
+        default=False,
+        description="Render models that have no enabled provider route with the simulator's "
+        "native protocol at `simulator_url` (for tests and demos; never in production).",
+    )
+
+    public_base_url: str = Field(
+        default="",
+        description="The API's address as providers see it (e.g. `https://genhook.example`). "
+        "When set, providers get a per-task callback URL and fetch input images from signed, "
+        "expiring links; when empty, everything is polled and images are sent inline.",
+    )
+    provider_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Timeout of one call to a provider's API."
+    )
+    provider_callback_poll_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Poll interval of a task whose provider will call back: polling stays "
+        "as a slower backstop.",
+    )
+    image_max_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest first/last-frame image accepted."
+    )
+    image_link_ttl_seconds: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long a signed link to an input image handed to a provider stays valid.",
+    )
+
+    # Providers: each is enabled when its credentials are set. Defaults are the real APIs.
+    kling_base_url: str = Field(
+        default="https://api-singapore.klingai.com", description="Kling API base URL."
+    )
+    kling_access_key: str = Field(default="", description="Kling AccessKey (JWT issuer).")
+    kling_secret_key: str = Field(default="", description="Kling SecretKey (signs the JWT).")
+    fal_queue_url: str = Field(default="https://queue.fal.run", description="fal queue host.")
+    fal_key: str = Field(default="", description="fal API key (`key_id:key_secret`).")
+    fal_jwks_url: str = Field(
+        default="https://rest.alpha.fal.ai/.well-known/jwks.json",
+        description="Where fal publishes the ED25519 keys its webhooks are signed with.",
+    )
+    replicate_base_url: str = Field(
+        default="https://api.replicate.com", description="Replicate API base URL."
+    )
+    replicate_api_token: str = Field(default="", description="Replicate API token.")
+    replicate_webhook_secret: str = Field(
+        default="",
+        description="Replicate's `whsec_` webhook signing secret; empty: fetched from "
+        "`GET /v1/webhooks/default/secret` when first needed.",
+    )
+    runway_base_url: str = Field(
+        default="https://api.dev.runwayml.com", description="Runway API base URL."
+    )
+    runway_api_key: str = Field(default="", description="Runway API key.")
+    luma_base_url: str = Field(
+        default="https://api.lumalabs.ai/dream-machine/v1",
+        description="Luma Dream Machine API base URL.",
+    )
+    luma_api_key: str = Field(default="", description="Luma API key.")
+    byteplus_base_url: str = Field(
+        default="https://ark.ap-southeast.bytepluses.com/api/v3",
+        description="BytePlus ModelArk API base URL (Seedance).",
+    )
+    byteplus_api_key: str = Field(default="", description="BytePlus ModelArk API key.")
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com",
+        description="Gemini API base URL (Veo).",
+    )
+    gemini_api_key: str = Field(default="", description="Gemini API key.")
+    minimax_base_url: str = Field(
+        default="https://api.minimax.io", description="MiniMax API base URL (Hailuo)."
+    )
+    minimax_api_key: str = Field(default="", description="MiniMax API key.")
 
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="Delay between two status polls of a provider job."

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from backend import bundled_redis
 from backend.accounts import create_account, get_account, issue_api_key
 from backend.commands import (
@@ -18,7 +20,9 @@ from backend.commands import (
     worker_command,
 )
 from backend.context import Context, build_context
+from backend.providers.registry import build_providers
 from backend.settings import Settings
+from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.stack import Child, Supervisor, child_env, wait_until_ready
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
@@ -57,6 +61,9 @@ def run_up(settings: Settings, *, port: int) -> int:
     allowed = ",".join(
         [str(n) for n in settings.webhook_allowed_networks] + LOCAL_NETWORKS.split(",")
     )
+    base_url = f"http://{settings.api_host}:{port}"
+    simulated = simulated_providers(settings)
+    provider_env = provider_environment(settings, simulated, base_url)
     env = child_env(
         {
             "GENHOOK_REDIS_URL": redis_url,
@@ -65,6 +72,7 @@ def run_up(settings: Settings, *, port: int) -> int:
             "GENHOOK_SIMULATOR_URL": settings.simulator_url,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": str(settings.simulator_render_seconds),
             "GENHOOK_WEBHOOK_ALLOWED_NETWORKS": allowed,
+            **provider_env,
         }
     )
     sim = urlsplit(settings.simulator_url)
@@ -80,6 +88,7 @@ def run_up(settings: Settings, *, port: int) -> int:
     live = settings.model_copy(
         update={"redis_url": redis_url, "database_url": settings.effective_database_url}
     )
+    providers_note = describe_providers(simulated, provider_env)
     supervisor = Supervisor(children)
     try:
         # Migrations and the demo account need only the database; Redis starts below.
@@ -90,15 +99,47 @@ def run_up(settings: Settings, *, port: int) -> int:
         finally:
             ctx.close()
         supervisor.start_all()
-        base_url = f"http://{settings.api_host}:{port}"
         wait_until_ready(base_url, supervisor)
         if not supervisor.stopping:
-            print(banner(base_url, demo, live, redis_note, allowed), flush=True)
+            print(banner(base_url, demo, live, redis_note, allowed, providers_note), flush=True)
             supervisor.watch()
     finally:
         supervisor.stop_all()
     print("genhook: stopped.", flush=True)
     return 0
+
+
+def simulated_providers(settings: Settings) -> list[str]:
+    """Providers the operator has not configured: ``genhook up`` points them at the
+    simulator's dialect of their API, so the demo runs the real adapters."""
+    with httpx.Client(trust_env=False) as client:
+        configured = build_providers(settings, client)
+    return [name for name in PREFIXES if name not in configured]
+
+
+def provider_environment(settings: Settings, simulated: list[str], base_url: str) -> dict[str, str]:
+    """``GENHOOK_*`` variables aiming each simulated provider at the simulator, plus the
+    API's own address for callbacks and image links when nothing real needs a public one."""
+    env: dict[str, str] = {}
+    aimed = provider_settings(settings.simulator_url)
+    for name in simulated:
+        env.update({f"GENHOOK_{key.upper()}": value for key, value in aimed[name].items()})
+    if not settings.public_base_url and len(simulated) == len(PREFIXES):
+        # Every provider is on this machine, so the local address reaches the API.
+        env["GENHOOK_PUBLIC_BASE_URL"] = base_url
+    return env
+
+
+def describe_providers(simulated: list[str], provider_env: dict[str, str]) -> str:
+    real = [name for name in PREFIXES if name not in simulated]
+    parts = []
+    if simulated:
+        parts.append(f"{', '.join(simulated)} -> simulator dialects")
+    if real:
+        parts.append(f"{', '.join(real)} -> the real services")
+    callbacks = provider_env.get("GENHOOK_PUBLIC_BASE_URL")
+    note = f"callbacks to {callbacks}" if callbacks else "polled (GENHOOK_PUBLIC_BASE_URL unset)"
+    return "; ".join(parts) + f"\n                  ({note})"
 
 
 def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
@@ -123,7 +164,12 @@ def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
 
 
 def banner(
-    base_url: str, demo: DemoAccount, settings: Settings, redis_note: str, allowed: str
+    base_url: str,
+    demo: DemoAccount,
+    settings: Settings,
+    redis_note: str,
+    allowed: str,
+    providers_note: str,
 ) -> str:
     return f"""
 genhook is up.
@@ -135,6 +181,7 @@ genhook is up.
   Database        {settings.effective_database_url}
   Redis           {redis_note}
   Simulator       {settings.simulator_url} (renders take {settings.simulator_render_seconds:g}s)
+  Providers       {providers_note}
   Webhooks        may target {allowed} (loopback allowed for local development)
 
 Submit a job:

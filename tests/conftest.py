@@ -124,6 +124,7 @@ def make_settings(
         "database_url": database_url,
         "redis_url": redis_url,
         "simulator_url": simulator_url,
+        "simulator_fallback": True,
         "poll_interval_seconds": 0.05,
         "webhook_allowed_networks": LOOPBACK,
         "webhook_timeout_seconds": 2.0,

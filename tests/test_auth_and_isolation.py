@@ -167,12 +167,14 @@ def test_the_account_balance_reflects_a_charge(
     assert api.simulate_get("/v1/account", headers=auth).json["credits"] == 47
 
 
-def test_the_catalog_lists_the_three_models_with_prices(api: testing.TestClient) -> None:
+def test_the_catalog_lists_every_model_with_prices_and_inputs(api: testing.TestClient) -> None:
     result = api.simulate_get("/v1/models")
     assert result.status_code == 200, result.text
     models = {m["id"]: m for m in result.json["data"]}
-    assert set(models) == {"kling-v3", "seedance-1-pro", "kling-o3-pro"}
+    assert {"kling-v3", "seedance-1-pro", "kling-o3-pro", "luma-ray-2"} <= set(models)
     assert models["kling-v3"]["credits"]["5s"] == 3
+    assert models["kling-v3"]["inputs"] == ["text", "image", "end_image"]
+    assert models["kling-v3"]["available"] is True
 
 
 # --- Listing and paging ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import dramatiq
 from backend import queue
 from backend.context import get_context
 from backend.jobs.deliver import deliver
-from backend.jobs.poll import poll
+from backend.jobs.poll import poll, poll_now
 from backend.jobs.submit import submit
 
 
@@ -22,6 +22,11 @@ def submit_job(job_id: str) -> None:
 @dramatiq.actor(actor_name=queue.POLL_JOB, queue_name=queue.JOBS_QUEUE)
 def poll_job(job_id: str, poll_token: str) -> None:
     poll(get_context(), job_id, poll_token)
+
+
+@dramatiq.actor(actor_name=queue.POLL_JOB_NOW, queue_name=queue.JOBS_QUEUE)
+def poll_job_now(job_id: str) -> None:
+    poll_now(get_context(), job_id)
 
 
 @dramatiq.actor(actor_name=queue.DELIVER_WEBHOOK, queue_name=queue.WEBHOOKS_QUEUE)

@@ -15,6 +15,8 @@ from backend.api.resources.accounts import AccountResource, SignupResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import GenerationResource, GenerationsResource
 from backend.api.resources.health import HealthResource, ReadyResource
+from backend.api.resources.image_inputs import ImageInputResource
+from backend.api.resources.provider_callbacks import ProviderCallbackResource
 from backend.api.resources.webhooks import (
     DeliveryResource,
     GenerationDeliveriesResource,
@@ -46,7 +48,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/readyz", ReadyResource(ctx), ""),
         ("/v1/signup", SignupResource(ctx), ""),
         ("/v1/account", AccountResource(ctx), ""),
-        ("/v1/models", ModelsResource(), ""),
+        ("/v1/models", ModelsResource(ctx), ""),
         ("/v1/video/generations", GenerationsResource(ctx), ""),
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),
         ("/v1/video/generations/{job_id}/deliveries", GenerationDeliveriesResource(ctx), ""),
@@ -62,6 +64,8 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
             "",
         ),
         ("/v1/webhook-endpoints/{endpoint_id}/recover", RecoverWebhookEndpointResource(ctx), ""),
+        ("/v1/provider-callbacks/{provider}/{token}", ProviderCallbackResource(ctx), ""),
+        ("/v1/image-inputs/{image_id}", ImageInputResource(ctx), ""),
     ]
 
 

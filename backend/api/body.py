@@ -20,12 +20,15 @@ Model = TypeVar("Model", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
 
 
-def parse_body(req: falcon.Request, model: type[Model]) -> Model:
-    if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+def parse_body(
+    req: falcon.Request, model: type[Model], *, max_bytes: int = MAX_BODY_BYTES
+) -> Model:
+    """``max_bytes`` is larger only where a body may carry images as ``data:`` URLs."""
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
     try:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:

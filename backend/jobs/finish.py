@@ -16,8 +16,10 @@ from backend.jobs import events
 from backend.jobs.credits import refund
 from backend.jobs.states import JobPhase, JobStatus
 from backend.store import jobs as jobs_store
+from backend.store import provider_tasks as tasks_store
 from backend.store.deliveries import DeliveryRecord
 from backend.store.jobs import JobRecord
+from backend.store.provider_tasks import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +33,33 @@ def complete(
         job_id,
         JobStatus.COMPLETED,
         polled_at,
+        task_state=TaskState.SUCCEEDED,
         phase=JobPhase.FINISHING,
         output_url=output_url,
     )
 
 
 def fail(
-    ctx: Context, job_id: str, *, code: str, message: str, polled_at: datetime | None = None
+    ctx: Context,
+    job_id: str,
+    *,
+    code: str,
+    message: str,
+    polled_at: datetime | None = None,
+    task_state: TaskState = TaskState.FAILED,
 ) -> JobRecord | None:
-    """Mark the job failed and refund it; ``None`` if it had already ended."""
-    return _end(ctx, job_id, JobStatus.FAILED, polled_at, error={"code": code, "message": message})
+    """Mark the job failed and refund it; ``None`` if it had already ended.
+
+    ``task_state`` is how its current provider task is recorded: failed, or abandoned
+    when genhook gives up on a task that may still be running (a timeout)."""
+    return _end(
+        ctx,
+        job_id,
+        JobStatus.FAILED,
+        polled_at,
+        task_state=task_state,
+        error={"code": code, "message": message},
+    )
 
 
 def _end(
@@ -49,6 +68,7 @@ def _end(
     status: JobStatus,
     polled_at: datetime | None,
     *,
+    task_state: TaskState,
     phase: JobPhase | None = None,
     **changes: Any,
 ) -> JobRecord | None:
@@ -63,10 +83,13 @@ def _end(
             eta_seconds=None,
             poll_token=None,
             next_poll_at=None,
+            progress=None,
+            queue_position=None,
             **changes,
         )
         if job is None:
             return None
+        tasks_store.end_job_tasks(conn, job.id, task_state, job.provider_job_id)
         if status == JobStatus.FAILED:
             refund(conn, job)
             job = jobs_store.get_job(conn, job_id)

@@ -13,7 +13,7 @@ import secrets
 from datetime import timedelta
 
 from backend.context import Context
-from backend.errors import ProviderRejected, ProviderTransient
+from backend.errors import ProviderError, ProviderRejected, ProviderTransient
 from backend.jobs import events, finish
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.states import JobStatus
@@ -35,16 +35,45 @@ def poll(ctx: Context, job_id: str, poll_token: str) -> None:
             job = jobs_store.get_job(conn, job_id)
         if job is None or job.status != JobStatus.PROCESSING or job.poll_token != poll_token:
             return
-        assert job.provider_job_id is not None
-        try:
-            status = ctx.providers[job.provider].poll(job.provider_job_id)
-        except ProviderTransient as exc:
-            _tolerate(ctx, job, exc)
+        _poll_locked(ctx, job)
+
+
+def poll_now(ctx: Context, job_id: str) -> None:
+    """Poll at once because the provider called back; the chain continues from here.
+
+    The job's poll token is replaced, so the chain's pending message dies quietly and the
+    chain goes on from this poll: a callback can never fork it.
+    """
+    with job_lock(ctx.redis, job_id) as mine:
+        if not mine:
+            ctx.queue.poll_job_now(job_id, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
             return
-        except ProviderRejected as exc:
-            finish.fail(ctx, job_id, code=exc.code, message=exc.message)
+        with ctx.store.begin() as conn:
+            job = jobs_store.get_job(conn, job_id)
+        if job is None or job.status != JobStatus.PROCESSING:
             return
-        _apply(ctx, job, status)
+        _poll_locked(ctx, job)
+
+
+def _poll_locked(ctx: Context, job: JobRecord) -> None:
+    assert job.provider_job_id is not None
+    provider = ctx.providers.get(job.provider)
+    if provider is None:
+        finish.fail(
+            ctx, job.id, code="provider_not_configured", message=f"{job.provider} is not enabled"
+        )
+        return
+    try:
+        status = provider.poll(job.provider_job_id)
+    except ProviderTransient as exc:
+        _tolerate(ctx, job, exc)
+        return
+    except ProviderError as exc:
+        # Our account lost access, or the provider refuses to say: the job cannot finish.
+        code = exc.code if isinstance(exc, ProviderRejected) else "provider_unavailable"
+        finish.fail(ctx, job.id, code=code, message=exc.message)
+        return
+    _apply(ctx, job, status)
 
 
 def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
@@ -59,13 +88,21 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
             message=status.error_message or "the provider reported a failure",
             polled_at=ctx.now(),
         )
+    elif status.state == RenderState.CANCELED:
+        finish.fail(
+            ctx,
+            job.id,
+            code="provider_canceled",
+            message="the provider canceled the render",
+            polled_at=ctx.now(),
+        )
     else:
         _record_progress(ctx, job, status)
 
 
 def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     now = ctx.now()
-    interval = ctx.settings.poll_interval_seconds
+    interval = poll_interval_seconds(ctx, job.provider)
     token = new_poll_token()
     with ctx.store.begin() as conn:
         updated = jobs_store.transition(
@@ -74,6 +111,8 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             JobStatus.PROCESSING,
             phase=status.phase,
             eta_seconds=status.eta_seconds,
+            progress=status.progress,
+            queue_position=status.queue_position,
             last_polled_at=now,
             poll_failures=0,
             poll_token=token,
@@ -118,6 +157,14 @@ def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
         )
     log.warning("job %s: poll failed (%s); attempt %d, next in %.1fs", job.id, exc, failures, delay)
     ctx.queue.poll_job(job.id, token, delay_seconds=delay)
+
+
+def poll_interval_seconds(ctx: Context, provider_name: str) -> float:
+    """The regular interval, or the slower backstop when the provider will call back."""
+    provider = ctx.providers.get(provider_name)
+    if ctx.settings.public_base_url and provider is not None and provider.supports_callbacks:
+        return ctx.settings.provider_callback_poll_seconds
+    return ctx.settings.poll_interval_seconds
 
 
 def new_poll_token() -> str:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backend.context import Context
+from backend.errors import ProviderError
 from backend.jobs import finish
 from backend.jobs.poll import new_poll_token
 from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
+from backend.store.provider_tasks import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,24 @@ def expire_overdue(ctx: Context) -> int:
     expired = 0
     for job_id in ids:
         message = f"the job did not finish within {timeout:g} seconds"
-        if finish.fail(ctx, job_id, code="timeout", message=message) is not None:
+        failed = finish.fail(
+            ctx, job_id, code="timeout", message=message, task_state=TaskState.ABANDONED
+        )
+        if failed is not None:
             expired += 1
+            _cancel_abandoned(ctx, failed.provider, failed.provider_job_id)
     return expired
+
+
+def _cancel_abandoned(ctx: Context, provider_name: str, task_id: str | None) -> None:
+    """Best effort: stop paying for a render nobody waits for any more."""
+    provider = ctx.providers.get(provider_name)
+    if task_id is None or provider is None or not provider.supports_cancel:
+        return
+    try:
+        provider.cancel(task_id)
+    except ProviderError as exc:
+        log.warning("sweep: could not cancel abandoned %s task %s: %s", provider_name, task_id, exc)
 
 
 def resubmit_stalled(ctx: Context) -> int:

@@ -42,6 +42,25 @@ class GenerationCreate(BaseModel):
         description=f"Up to {MAX_METADATA_KEYS} string pairs ({MAX_METADATA_BYTES} bytes as "
         "JSON), echoed in the webhook.",
     )
+    image_url: str | None = Field(
+        default=None,
+        description="First frame, for models whose `inputs` include `image`: an http(s) URL "
+        "genhook fetches (public addresses only), or a `data:image/…;base64,` URL. JPEG, "
+        "PNG or WebP, at least 300 px a side, aspect ratio between 1:2.5 and 2.5:1.",
+        examples=["https://example.com/listing/front.jpg"],
+    )
+    end_image_url: str | None = Field(
+        default=None,
+        description="Last frame, for models whose `inputs` include `end_image`; same rules "
+        "as `image_url`.",
+    )
+
+    @field_validator("image_url", "end_image_url")
+    @classmethod
+    def _image_source(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("data:"):
+            return value
+        return webhook_url_shape(value)
 
     @field_validator("model")
     @classmethod
@@ -107,8 +126,20 @@ class Generation(BaseModel):
     failover_used: bool
     webhook_url: str | None
     metadata: dict[str, str]
+    image_id: str | None = Field(
+        default=None, description="genhook's checked copy of the first frame, if one was given."
+    )
+    end_image_id: str | None = Field(
+        default=None, description="genhook's checked copy of the last frame, if one was given."
+    )
     output_url: str | None
     error: GenerationError | None
+    progress: float | None = Field(
+        default=None, description="0-100, where the provider reports progress."
+    )
+    queue_position: int | None = Field(
+        default=None, description="Renders ahead of this one in the provider's queue (0 = next)."
+    )
     elapsed_seconds: float = Field(description="Seconds since creation (until completion).")
     eta_seconds: float | None = Field(description="Estimated seconds until done, if running.")
     last_polled_at: datetime | None = Field(description="Last time genhook asked the provider.")

@@ -14,7 +14,14 @@ class CatalogEntry(BaseModel):
     description: str
     credits: dict[str, int] = Field(description='Price per duration, e.g. `{"5s": 3}`.')
     aspect_ratios: list[str]
+    inputs: list[str] = Field(
+        description="What the model takes: `text` always; `image` (first frame, "
+        "`image_url`) and `end_image` (last frame, `end_image_url`) where it can."
+    )
     typical_render_seconds: int
+    available: bool = Field(
+        description="Whether a provider that renders this model is configured on this server."
+    )
 
 
 class CatalogList(BaseModel):

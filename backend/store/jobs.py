@@ -29,6 +29,11 @@ class JobRecord:
     phase: JobPhase
     provider: str
     provider_job_id: str | None
+    provider_model: str | None
+    image_id: str | None
+    end_image_id: str | None
+    progress: float | None
+    queue_position: int | None
     credits_charged: int
     refunded_at: datetime | None
     failover_used: bool
@@ -70,7 +75,10 @@ def insert_job(
     webhook_url: str | None,
     metadata: dict[str, str],
     provider: str,
+    provider_model: str,
     credits_charged: int,
+    image_id: str | None = None,
+    end_image_id: str | None = None,
 ) -> JobRecord:
     now = utcnow()
     values = dict(
@@ -85,6 +93,9 @@ def insert_job(
         status=JobStatus.PENDING.value,
         phase=JobPhase.QUEUED.value,
         provider=provider,
+        provider_model=provider_model,
+        image_id=image_id,
+        end_image_id=end_image_id,
         credits_charged=credits_charged,
         failover_used=False,
         status_chain=[chain_entry(JobStatus.PENDING, JobPhase.QUEUED, now)],

@@ -57,6 +57,14 @@ jobs = sa.Table(
     sa.Column("phase", sa.String(16), nullable=False),
     sa.Column("provider", sa.String(64), nullable=False),
     sa.Column("provider_job_id", sa.String(128), nullable=True),
+    # The provider's own name for the model (the catalog route's ``model``).
+    sa.Column("provider_model", sa.String(128), nullable=True),
+    # Ids in ``images``; no foreign key, since SQLite cannot add one to an existing table.
+    sa.Column("image_id", sa.String(40), nullable=True),
+    sa.Column("end_image_id", sa.String(40), nullable=True),
+    # 0-100 and the place in the provider's queue, where the provider tells.
+    sa.Column("progress", sa.Float, nullable=True),
+    sa.Column("queue_position", sa.Integer, nullable=True),
     sa.Column("credits_charged", sa.Integer, nullable=False),
     sa.Column("refunded_at", UTCDateTime, nullable=True),
     sa.Column("failover_used", sa.Boolean, nullable=False, default=False),
@@ -74,6 +82,46 @@ jobs = sa.Table(
     sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
     sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    # Kept in the database so every API and worker process can serve and send it.
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    # Signs this image's expiring links (one key per image: no server-wide secret needed).
+    sa.Column("link_key", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+provider_tasks = sa.Table(
+    "provider_tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(40), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_model", sa.String(128), nullable=False),
+    # The adapter's handle of the task; NULL while the create call is in flight or when it
+    # is not known whether the provider made one.
+    sa.Column("task_id", sa.String(256), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    # SHA-256 of the unguessable token in this task's callback URL.
+    sa.Column("callback_token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("error", sa.Text, nullable=True),
+    # What the operator paid for it, in the provider's units, where the provider says.
+    sa.Column("cost", sa.Float, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index("ix_provider_tasks_job", "job_id"),
+    sa.Index("ix_provider_tasks_state", "state", "updated_at"),
 )
 
 credit_ledger = sa.Table(

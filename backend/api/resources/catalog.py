@@ -6,11 +6,16 @@ import falcon
 
 from backend.api.openapi import operation
 from backend.catalog import MODELS
+from backend.context import Context
+from backend.providers.registry import SIMULATOR
 from backend.schemas.models import CatalogEntry, CatalogList
 
 
 class ModelsResource:
     public = True
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     @operation(
         operation_id="listModels",
@@ -27,7 +32,10 @@ class ModelsResource:
                     description=m.description,
                     credits={f"{d}s": price for d, price in sorted(m.credits_by_duration.items())},
                     aspect_ratios=list(m.aspect_ratios),
+                    inputs=list(m.inputs),
                     typical_render_seconds=m.typical_render_seconds,
+                    available=m.route_for(self.ctx.providers) is not None
+                    or SIMULATOR in self.ctx.providers,
                 )
                 for m in MODELS.values()
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from backend.api.body import parse_body, parse_query
+from backend.api.body import MAX_BODY_BYTES, parse_body, parse_query
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import NotFound, ValidationFailed
@@ -27,7 +27,9 @@ class GenerationsResource:
         operation_id="createVideoGeneration",
         summary="Submit a video generation",
         description="Charges the model's price at once and answers 202; the signed result "
-        "is POSTed to `webhook_url` when the job ends. Poll the `Location` otherwise.",
+        "is POSTed to `webhook_url` when the job ends. Poll the `Location` otherwise. "
+        "`image_url` and `end_image_url` (first and last frame, for models that take them) "
+        "are fetched and checked before anything is charged.",
         tags=("generations",),
         request=GenerationCreate,
         responses={202: Generation},
@@ -35,7 +37,9 @@ class GenerationsResource:
         errors=(400, 402, 413, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        request = parse_body(req, GenerationCreate)
+        # Room for a first and a last frame inline as base64 data: URLs.
+        max_bytes = MAX_BODY_BYTES + 2 * (self.ctx.settings.image_max_bytes * 4 // 3 + 64)
+        request = parse_body(req, GenerationCreate, max_bytes=max_bytes)
         job = create_generation(self.ctx, req.context.account_id, request)
         resp.status = falcon.HTTP_202
         resp.location = f"/v1/video/generations/{job.id}"
