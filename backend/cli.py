@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         run=_migrate
     )
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
+    sub.add_parser(
+        "providers", help="list the enabled providers and probe each with an authenticated call"
+    ).set_defaults(run=_providers)
 
     accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(title="actions")
     create = accounts.add_parser("create", help="create an account and print its credentials")
@@ -108,6 +111,31 @@ def _openapi(args: argparse.Namespace) -> int:
 
     print(json.dumps(openapi_document(build_context(get_settings())), indent=2))
     return 0
+
+
+def _providers(args: argparse.Namespace) -> int:
+    """Exit 1 if any enabled provider fails its health probe (its credentials, its URL)."""
+    import httpx
+
+    from backend.errors import ProviderError
+    from backend.providers.registry import build_providers, provider_timeout
+
+    settings = get_settings()
+    with httpx.Client(timeout=provider_timeout(settings), trust_env=False) as client:
+        providers = build_providers(settings, client)
+        if not providers:
+            print("no provider is configured: set e.g. GENHOOK_KLING_ACCESS_KEY and _SECRET_KEY")
+            return 1
+        failed = 0
+        for name, provider in providers.items():
+            try:
+                provider.health()
+            except ProviderError as exc:
+                failed += 1
+                print(f"{name:<10} FAILED  {exc}")
+            else:
+                print(f"{name:<10} ok")
+    return 1 if failed else 0
 
 
 def _accounts_create(args: argparse.Namespace) -> int:

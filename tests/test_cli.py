@@ -56,3 +56,33 @@ def test_production_processes_refuse_to_start_without_redis(tmp_path: Path, comm
     result = genhook(command, cwd=tmp_path)
     assert result.returncode != 0
     assert "GENHOOK_REDIS_URL" in result.stderr
+
+
+def test_providers_probes_each_enabled_provider(tmp_path: Path) -> None:
+    # Given the simulator's Kling dialect and a Luma configured with a wrong key
+    from backend.simulator import credentials
+    from backend.simulator.app import create_app as create_simulator
+    from tests.support.wsgi_server import serve_wsgi
+
+    with serve_wsgi(create_simulator(render_seconds=1)) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GENHOOK_")}
+        aimed = credentials.provider_settings(sim)
+        env.update({f"GENHOOK_{k.upper()}": v for k, v in aimed["kling"].items()})
+        env.update({f"GENHOOK_{k.upper()}": v for k, v in aimed["luma"].items()})
+        env["GENHOOK_LUMA_API_KEY"] = "not-the-key"
+
+        # When the operator checks them
+        checked = subprocess.run(
+            [GENHOOK, "providers"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # Then each is listed with its probe's outcome, and a failure sets the exit code
+    assert checked.returncode == 1, checked.stderr
+    lines = checked.stdout.splitlines()
+    assert lines[0].split() == ["kling", "ok"]
+    assert lines[1].startswith("luma") and "FAILED" in lines[1]

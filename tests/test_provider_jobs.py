@@ -112,6 +112,7 @@ def test_a_job_renders_through_the_kling_dialect_and_its_task_is_recorded(
     assert (task.provider, task.provider_model, task.state) == ("kling", "kling-v3", "succeeded")
     assert task.task_id is not None and task.task_id.startswith("text2video|")
     assert task.ended_at is not None
+    assert task.cost == 1.0  # Kling's final_unit_deduction
 
 
 @pytest.mark.parametrize(
@@ -384,7 +385,11 @@ def test_a_rate_limited_submit_is_retried_and_both_attempts_are_recorded(
     job = submit(api, auth, model="seedance-1-pro")
 
     wait_for_status(api, auth, job["id"], "completed")
-    assert [t.state.value for t in tasks_of(ctx, job["id"])] == ["refused", "succeeded"]
+    refused, succeeded = tasks_of(ctx, job["id"])
+    assert (refused.state.value, refused.task_id) == ("refused", None)
+    assert "RateLimitExceeded" in (refused.error or "")
+    assert succeeded.state.value == "succeeded"
+    assert succeeded.cost == 108900  # Seedance's completion tokens
 
 
 def test_our_account_out_of_balance_fails_the_job_and_refunds_it(
@@ -438,3 +443,33 @@ def test_another_account_cannot_open_a_job_image(
     )
 
     assert seen.status_code == 404
+
+
+def test_an_image_redirect_is_followed_only_to_an_allowed_address(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount
+) -> None:
+    # Given a server that moves one photo to a new path, and another to the metadata address
+    photo = png(800, 600)
+
+    def photos(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+        moves = {"/old.png": "/new.png", "/sneaky.png": "http://169.254.169.254/latest"}
+        if environ["PATH_INFO"] in moves:
+            start_response("302 Found", [("Location", moves[environ["PATH_INFO"]])])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [photo]
+
+    with serve_wsgi(photos) as server:
+        # When each is submitted as a first frame
+        moved = submit(api, auth, model="kling-v3", image_url=f"{server}/old.png")
+        before = credits_of(ctx, account)
+        sneaky = api.simulate_post(
+            GENERATIONS,
+            json={"model": "kling-v3", "prompt": "A loft", "image_url": f"{server}/sneaky.png"},
+            headers=auth,
+        )
+
+    # Then the plain move is followed, and the one to a private address is refused
+    assert moved["image_id"] is not None
+    assert sneaky.status_code == 422 and sneaky.json["errors"][0]["field"] == "image_url"
+    assert credits_of(ctx, account) == before

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from backend.errors import UnsafeWebhookTarget, ValidationFailed
 from backend.settings import Settings
 from backend.webhooks import url_guard
+from backend.webhooks.guarded_transport import total_time_limit
 
 #: Formats every provider takes (Kling: jpg/png; Runway, Luma, fal, Veo: also webp).
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -71,7 +72,13 @@ def _decode_data_url(source: str, field: str, max_bytes: int) -> bytes:
 
 
 def _fetch(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
-    """GET the image over the guarded client, following a few redirects, each one vetted."""
+    """GET the image over the guarded client, following a few redirects, each one vetted,
+    all within one overall time limit (a server trickling bytes cannot hold the API)."""
+    with total_time_limit(FETCH_TIMEOUT_SECONDS):
+        return _fetch_within_limit(url, field, settings, client)
+
+
+def _fetch_within_limit(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
     allowed = settings.webhook_allowed_networks
     for _ in range(MAX_REDIRECTS + 1):
         url_guard.require_public(url, allowed, field)

@@ -25,7 +25,12 @@ log = logging.getLogger(__name__)
 
 
 def complete(
-    ctx: Context, job_id: str, *, output_url: str, polled_at: datetime | None = None
+    ctx: Context,
+    job_id: str,
+    *,
+    output_url: str,
+    polled_at: datetime | None = None,
+    cost: float | None = None,
 ) -> JobRecord | None:
     """Mark the job completed; ``None`` if it had already ended."""
     return _end(
@@ -34,6 +39,7 @@ def complete(
         JobStatus.COMPLETED,
         polled_at,
         task_state=TaskState.SUCCEEDED,
+        cost=cost,
         phase=JobPhase.FINISHING,
         output_url=output_url,
     )
@@ -47,6 +53,7 @@ def fail(
     message: str,
     polled_at: datetime | None = None,
     task_state: TaskState = TaskState.FAILED,
+    cost: float | None = None,
 ) -> JobRecord | None:
     """Mark the job failed and refund it; ``None`` if it had already ended.
 
@@ -58,6 +65,7 @@ def fail(
         JobStatus.FAILED,
         polled_at,
         task_state=task_state,
+        cost=cost,
         error={"code": code, "message": message},
     )
 
@@ -69,6 +77,7 @@ def _end(
     polled_at: datetime | None,
     *,
     task_state: TaskState,
+    cost: float | None = None,
     phase: JobPhase | None = None,
     **changes: Any,
 ) -> JobRecord | None:
@@ -89,7 +98,7 @@ def _end(
         )
         if job is None:
             return None
-        tasks_store.end_job_tasks(conn, job.id, task_state, job.provider_job_id)
+        tasks_store.end_job_tasks(conn, job.id, task_state, job.provider_job_id, cost)
         if status == JobStatus.FAILED:
             refund(conn, job)
             job = jobs_store.get_job(conn, job_id)

@@ -79,7 +79,9 @@ def _poll_locked(ctx: Context, job: JobRecord) -> None:
 def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     if status.state == RenderState.SUCCEEDED:
         assert status.output_url is not None
-        finish.complete(ctx, job.id, output_url=status.output_url, polled_at=ctx.now())
+        finish.complete(
+            ctx, job.id, output_url=status.output_url, polled_at=ctx.now(), cost=status.cost
+        )
     elif status.state == RenderState.FAILED:
         finish.fail(
             ctx,
@@ -87,6 +89,7 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
             code=status.error_code or "provider_failed",
             message=status.error_message or "the provider reported a failure",
             polled_at=ctx.now(),
+            cost=status.cost,
         )
     elif status.state == RenderState.CANCELED:
         finish.fail(

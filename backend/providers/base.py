@@ -11,6 +11,7 @@ shares (the HTTP call, Retry-After, transport errors) lives in ``backend/provide
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -84,6 +85,9 @@ class RenderStatus:
     output_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    #: What the task cost the operator, in the provider's own units, where it says
+    #: (Kling's ``final_unit_deduction``, BytePlus's completion tokens).
+    cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,29 @@ class Provider(Protocol):
     supports_cancel: bool
     #: Whether the provider pushes status changes to a callback URL (Runway does not).
     supports_callbacks: bool
+
+
+def callback_json(raw_body: bytes) -> dict[str, Any]:
+    """A callback's body as a JSON object, or :class:`CallbackRejected`."""
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        raise CallbackRejected("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise CallbackRejected("the body is not a JSON object")
+    return body
+
+
+def unsigned_hint(raw_body: bytes, id_field: str, *, numeric_ids: bool = False) -> CallbackHint:
+    """The hint in an unsigned callback that carries the task object (Kling, Luma, Ark,
+    MiniMax): its id, for genhook to poll; nothing in it is trusted. ``numeric_ids``
+    accepts a JSON number as the id (MiniMax)."""
+    task_id = callback_json(raw_body).get(id_field)
+    if numeric_ids and isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str) or not task_id:
+        raise CallbackRejected(f"no {id_field} in the callback")
+    return CallbackHint(task_id=task_id, verified=False)
 
 
 #: Separates what an adapter needs to poll a task from the provider's id in a handle.

@@ -35,7 +35,6 @@ docs.byteplus.com/docs/ModelArk/1299023 [C]):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,12 +52,12 @@ from backend.jobs.states import JobPhase
 from backend.providers.base import (
     BaseAdapter,
     CallbackHint,
-    CallbackRejected,
     ImageInput,
     RenderRequest,
     RenderState,
     RenderStatus,
     raw_task_id,
+    unsigned_hint,
 )
 from backend.providers.http import ProviderHTTP, by_status, json_body, retry_after_seconds
 from backend.settings import Settings
@@ -169,14 +168,7 @@ class BytePlusAdapter(BaseAdapter):
 
     def callback(self, headers: Mapping[str, str], raw_body: bytes) -> CallbackHint:
         """Ark POSTs the task object, unsigned, on status changes: only a hint."""
-        try:
-            body = json.loads(raw_body)
-        except ValueError:
-            raise CallbackRejected("the body is not JSON") from None
-        task_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise CallbackRejected("no task id in the callback")
-        return CallbackHint(task_id=task_id, verified=False)
+        return unsigned_hint(raw_body, "id")
 
     def health(self) -> None:
         self._http.request("GET", TASKS_PATH, params={"page_size": "1"})
@@ -202,7 +194,14 @@ def _status_of(task: Mapping[str, Any]) -> RenderStatus:
         video_url = (task.get("content") or {}).get("video_url")
         if not video_url:
             return _failed("provider_failed", "Seedance reported success without a video")
-        return RenderStatus(RenderState.SUCCEEDED, JobPhase.FINISHING, output_url=video_url)
+        # Seedance is billed by output tokens; they are what the task cost.
+        tokens = (task.get("usage") or {}).get("completion_tokens")
+        return RenderStatus(
+            RenderState.SUCCEEDED,
+            JobPhase.FINISHING,
+            output_url=video_url,
+            cost=float(tokens) if isinstance(tokens, int | float) else None,
+        )
     if status == "failed":
         error = task.get("error") or {}
         code = str(error.get("code") or "")

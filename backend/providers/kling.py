@@ -22,7 +22,6 @@ Quirks handled (sources: the copy of Kling's API reference in
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -43,10 +42,10 @@ from backend.providers.base import (
     HANDLE_SEPARATOR,
     BaseAdapter,
     CallbackHint,
-    CallbackRejected,
     RenderRequest,
     RenderState,
     RenderStatus,
+    unsigned_hint,
 )
 from backend.providers.http import ProviderHTTP, by_status, json_body, retry_after_seconds
 from backend.settings import Settings
@@ -131,14 +130,7 @@ class KlingAdapter(BaseAdapter):
 
     def callback(self, headers: Mapping[str, str], raw_body: bytes) -> CallbackHint:
         """Kling's callbacks are the task object, flat and unsigned: only a hint."""
-        try:
-            body = json.loads(raw_body)
-        except ValueError:
-            raise CallbackRejected("the body is not JSON") from None
-        task_id = body.get("task_id") if isinstance(body, dict) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise CallbackRejected("no task_id in the callback")
-        return CallbackHint(task_id=task_id, verified=False)
+        return unsigned_hint(raw_body, "task_id")
 
     def health(self) -> None:
         self._http.request(
@@ -183,13 +175,26 @@ def _status_of(data: Mapping[str, Any]) -> RenderStatus:
         videos = (data.get("task_result") or {}).get("videos") or []
         if not videos or not videos[0].get("url"):
             return _failed("provider_failed", "Kling reported success without a video")
-        return RenderStatus(RenderState.SUCCEEDED, JobPhase.FINISHING, output_url=videos[0]["url"])
+        return RenderStatus(
+            RenderState.SUCCEEDED,
+            JobPhase.FINISHING,
+            output_url=videos[0]["url"],
+            cost=_number(data.get("final_unit_deduction")),
+        )
     if status == "failed":
         message = data.get("task_status_msg") or "Kling reported a failure"
         # Moderation can surface late, as a failed task (doc: "content risk control").
         risky = "risk" in message.lower() or "policy" in message.lower()
         return _failed("content_policy" if risky else "provider_failed", message)
     raise ProviderTransient("provider_bad_answer", f"unknown Kling task_status {status!r}")
+
+
+def _number(value: Any) -> float | None:
+    """Kling sends ``final_unit_deduction`` as a string of units."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _failed(code: str, message: str) -> RenderStatus:

@@ -30,7 +30,6 @@ Sources: lumalabs/lumaai-python c00ac17 (``resources/generations/video.py``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,12 +48,12 @@ from backend.jobs.states import JobPhase
 from backend.providers.base import (
     BaseAdapter,
     CallbackHint,
-    CallbackRejected,
     ImageInput,
     RenderRequest,
     RenderState,
     RenderStatus,
     raw_task_id,
+    unsigned_hint,
 )
 from backend.providers.http import ProviderHTTP, by_status, json_body, retry_after_seconds
 from backend.settings import Settings
@@ -119,14 +118,7 @@ class LumaAdapter(BaseAdapter):
 
     def callback(self, headers: Mapping[str, str], raw_body: bytes) -> CallbackHint:
         """Luma POSTs the Generation object, unsigned: its ``id`` is only a hint."""
-        try:
-            body = json.loads(raw_body)
-        except ValueError:
-            raise CallbackRejected("the body is not JSON") from None
-        generation_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(generation_id, str) or not generation_id:
-            raise CallbackRejected("no generation id in the callback")
-        return CallbackHint(task_id=generation_id, verified=False)
+        return unsigned_hint(raw_body, "id")
 
     def health(self) -> None:
         self._http.request("GET", "/credits")

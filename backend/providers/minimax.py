@@ -30,7 +30,6 @@ Quirks handled, and where each was checked:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,11 +48,12 @@ from backend.jobs.states import JobPhase
 from backend.providers.base import (
     BaseAdapter,
     CallbackHint,
-    CallbackRejected,
     RenderRequest,
     RenderState,
     RenderStatus,
+    callback_json,
     raw_task_id,
+    unsigned_hint,
 )
 from backend.providers.http import ProviderHTTP, by_status, json_body, retry_after_seconds
 from backend.settings import Settings
@@ -146,21 +146,10 @@ class MiniMaxAdapter(BaseAdapter):
 
     def callback(self, headers: Mapping[str, str], raw_body: bytes) -> CallbackHint:
         """The URL check (``challenge``, echoed back) or an unsigned status update."""
-        try:
-            body = json.loads(raw_body)
-        except ValueError:
-            raise CallbackRejected("the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise CallbackRejected("the body is not a JSON object")
-        challenge = body.get("challenge")
+        challenge = callback_json(raw_body).get("challenge")
         if isinstance(challenge, str) and challenge:
             return CallbackHint(task_id=None, reply={"challenge": challenge})
-        task_id = body.get("task_id")
-        if isinstance(task_id, int) and not isinstance(task_id, bool):
-            task_id = str(task_id)
-        if not isinstance(task_id, str) or not task_id:
-            raise CallbackRejected("neither a challenge nor a task_id")
-        return CallbackHint(task_id=task_id, verified=False)
+        return unsigned_hint(raw_body, "task_id", numeric_ids=True)
 
     def health(self) -> None:
         """Listing files is read-only, cheap and authenticated, and costs no credits."""

@@ -94,8 +94,15 @@ def update_task(
     conn.execute(provider_tasks.update().where(provider_tasks.c.id == row_id).values(**values))
 
 
-def end_job_tasks(conn: sa.Connection, job_id: str, state: TaskState, task_id: str | None) -> None:
-    """The job's current task ended as ``state``; any other still open is abandoned."""
+def end_job_tasks(
+    conn: sa.Connection,
+    job_id: str,
+    state: TaskState,
+    task_id: str | None,
+    cost: float | None = None,
+) -> None:
+    """The job's current task ended as ``state`` (costing ``cost``, where the provider
+    said); any other task of the job still open is abandoned."""
     now = utcnow()
     open_states = [s.value for s in TaskState if s.is_open]
     base = provider_tasks.update().where(
@@ -104,7 +111,7 @@ def end_job_tasks(conn: sa.Connection, job_id: str, state: TaskState, task_id: s
     if task_id is not None:
         conn.execute(
             base.where(provider_tasks.c.task_id == task_id).values(
-                state=state.value, updated_at=now, ended_at=now
+                state=state.value, updated_at=now, ended_at=now, cost=cost
             )
         )
     conn.execute(base.values(state=TaskState.ABANDONED.value, updated_at=now, ended_at=now))
