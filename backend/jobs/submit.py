@@ -66,7 +66,8 @@ def _submit_locked(ctx: Context, job_id: str) -> str | None:
             ctx, job_id, code="provider_not_configured", message=f"{job.provider} is not enabled"
         )
         return None
-    if any(t.state == TaskState.UNKNOWN for t in earlier) and provider.supports_find_task:
+    uncertain = _uncertain_row(earlier)
+    if uncertain is not None and provider.supports_find_task:
         try:
             found = provider.find_task(job.id)
         except ProviderError as exc:
@@ -74,7 +75,7 @@ def _submit_locked(ctx: Context, job_id: str) -> str | None:
             return None
         if found is not None:
             log.info("job %s: the task of a lost answer was found: %s", job_id, found)
-            return _start_polling(ctx, job, _unknown_row(earlier), found)
+            return _start_polling(ctx, job, uncertain, found)
     return _create_task(ctx, job, provider)
 
 
@@ -117,9 +118,11 @@ def _callback_url(ctx: Context, provider: str) -> tuple[str | None, str | None]:
     return base.rstrip("/") + path, hashlib.sha256(token.encode()).hexdigest()
 
 
-def _unknown_row(earlier: list[tasks_store.ProviderTaskRecord]) -> int | None:
-    unknown = [t for t in earlier if t.state == TaskState.UNKNOWN]
-    return unknown[-1].id if unknown else None
+def _uncertain_row(earlier: list[tasks_store.ProviderTaskRecord]) -> int | None:
+    """The last create call whose outcome is not known: its answer was lost, or the worker
+    died while making it (still ``submitting``)."""
+    uncertain = [t for t in earlier if t.state in (TaskState.UNKNOWN, TaskState.SUBMITTING)]
+    return uncertain[-1].id if uncertain else None
 
 
 def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: str) -> str | None:

@@ -1,0 +1,88 @@
+"""A worker that dies in the middle of a create call: the next submission finds the task
+the provider made (or makes the one it did not), and never pays for two."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from backend.accounts import NewAccount
+from backend.context import Context
+from backend.jobs import finish
+from backend.jobs.create import create_generation
+from backend.jobs.states import JobStatus
+from backend.jobs.submit import submit
+from backend.providers.base import RenderRequest
+from backend.schemas.generations import GenerationCreate
+from backend.settings import Settings
+from backend.simulator.credentials import all_provider_settings
+from backend.store import jobs as jobs_store
+from backend.store import provider_tasks as tasks_store
+from backend.store.provider_tasks import TaskState
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, simulator: str) -> Settings:
+    return make_settings(
+        database_url, redis_url, simulator, simulator_fallback=False,
+        **all_provider_settings(simulator),
+    )  # fmt: skip
+
+
+def pending_job_with_a_create_in_flight(ctx: Context, account: NewAccount) -> str:
+    """A paid job whose worker recorded a create call to Kling and died before the answer."""
+    request = GenerationCreate(model="kling-v3", prompt="A sunlit loft")
+    job = create_generation(ctx, account.account.id, request)
+    with ctx.store.begin() as conn:
+        tasks_store.start_task(
+            conn, job_id=job.id, provider="kling", provider_model="kling-v3",
+            callback_token_hash=None,
+        )  # fmt: skip
+    return job.id
+
+
+def renders(simulator: str) -> list[dict]:
+    found: list[dict] = httpx.get(f"{simulator}/_sim/renders").json()
+    return found
+
+
+def test_the_task_a_dead_worker_created_is_found_not_made_again(
+    ctx: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given the dead worker's request did reach Kling
+    job_id = pending_job_with_a_create_in_flight(ctx, account)
+    made = ctx.providers["kling"].submit(
+        RenderRequest(job_id=job_id, model="kling-v3", prompt="A sunlit loft",
+                      duration_seconds=5, aspect_ratio="16:9")
+    )  # fmt: skip
+
+    # When the job is submitted again (by the sweep, say)
+    submit(ctx, job_id)
+
+    # Then it follows the task Kling already has, and Kling has only that one
+    with ctx.store.begin() as conn:
+        job = jobs_store.get_job(conn, job_id)
+        [task] = tasks_store.tasks_of_job(conn, job_id)
+    assert job is not None and job.status == JobStatus.PROCESSING
+    assert job.provider_job_id == made == task.task_id
+    assert task.state == TaskState.RUNNING
+    assert len(renders(simulator)) == 1
+
+
+def test_a_create_that_never_left_is_made_and_the_stale_attempt_abandoned_at_the_end(
+    ctx: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given the dead worker's request never reached Kling
+    job_id = pending_job_with_a_create_in_flight(ctx, account)
+
+    # When the job is submitted again, then finishes
+    submit(ctx, job_id)
+    finish.complete(ctx, job_id, output_url="https://example.com/v.mp4")
+
+    # Then exactly one task was made, and the stale attempt is closed as abandoned
+    assert len(renders(simulator)) == 1
+    with ctx.store.begin() as conn:
+        stale, made = tasks_store.tasks_of_job(conn, job_id)
+    assert (stale.state, stale.task_id) == (TaskState.ABANDONED, None)
+    assert made.state == TaskState.SUCCEEDED and stale.ended_at is not None
