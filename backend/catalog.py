@@ -84,7 +84,7 @@ MODELS: dict[str, CatalogModel] = {
             credits_by_duration={5: 5, 10: 10},
             typical_render_seconds=180,
             description="Highest fidelity, slowest.",
-            inputs=("text", IMAGE),
+            inputs=("text", IMAGE, END_IMAGE),
             routes=(Route("fal", "fal-ai/kling-video/o3/pro/text-to-video"),),
         ),
         CatalogModel(
@@ -112,7 +112,8 @@ MODELS: dict[str, CatalogModel] = {
             name="Luma Ray 2",
             credits_by_duration={5: 4, 10: 8},
             typical_render_seconds=60,
-            description="Smooth, natural motion; keyframes for first and last frame.",
+            description="Smooth, natural motion; keyframes for first and last frame; 10 s "
+            "renders as 9 s.",
             inputs=("text", IMAGE, END_IMAGE),
             routes=(Route("luma", "ray-2"),),
         ),
@@ -131,8 +132,10 @@ MODELS: dict[str, CatalogModel] = {
             name="MiniMax Hailuo 02",
             credits_by_duration={5: 3, 10: 5},
             typical_render_seconds=120,
-            description="Strong physics; 5 s renders as 6 s.",
-            inputs=("text", IMAGE),
+            description="Strong physics; 5 s renders as 6 s; 16:9, or the first frame's shape.",
+            inputs=("text", IMAGE, END_IMAGE),
+            # MiniMax has no ratio field: text renders 16:9, and a first frame sets the shape.
+            aspect_ratios=("16:9",),
             routes=(Route("minimax", "MiniMax-Hailuo-02"),),
         ),
     )

@@ -124,7 +124,12 @@ def _providers(args: argparse.Namespace) -> int:
     with httpx.Client(timeout=provider_timeout(settings), trust_env=False) as client:
         providers = build_providers(settings, client)
         if not providers:
-            print("no provider is configured: set e.g. GENHOOK_KLING_ACCESS_KEY and _SECRET_KEY")
+            print(
+                "genhook: no provider is configured in this environment (set e.g. "
+                "GENHOOK_KLING_ACCESS_KEY and GENHOOK_KLING_SECRET_KEY; `genhook up` aims the "
+                "providers you have not configured at its simulator)",
+                file=sys.stderr,
+            )
             return 1
         failed = 0
         for name, provider in providers.items():

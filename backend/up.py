@@ -188,7 +188,7 @@ Submit a job:
   curl -s {base_url}/v1/video/generations \\
     -H 'Authorization: Bearer {demo.api_key}' -H 'Content-Type: application/json' \\
     -d '{{"model": "kling-v3", "prompt": "Product reveal on white", "duration": "5s",
-         "webhook_url": "http://127.0.0.1:9000/webhook"}}'
+         "webhook_url": "http://127.0.0.1:9000/webhooks/genhook"}}'
 
 Press Ctrl-C to stop.
 """

@@ -105,6 +105,7 @@ def test_a_job_renders_through_the_kling_dialect_and_its_task_is_recorded(
     # Then it completes through the Kling adapter, with the simulator's output
     done = wait_for_status(api, auth, job["id"], "completed")
     assert done["output_url"].endswith(".mp4")
+    assert done["progress"] == 100.0
     [render] = farm_renders(simulator)
     assert render["dialect"] == "kling" and render["reference"] == job["id"]
     # ...and its one provider task is on record, succeeded
@@ -233,7 +234,7 @@ BAD_IMAGES = [
     ),
     pytest.param({"image_url": "http://127.0.0.1:9/nothing.png"}, "image_url", id="unreachable"),
     pytest.param(
-        {"model": "kling-o3-pro", "end_image_url": data_url(png())},
+        {"model": "wan-2.5", "end_image_url": data_url(png())},
         "end_image_url",
         id="model-takes-no-end-image",
     ),

@@ -3,6 +3,10 @@ the provider made (or makes the one it did not), and never pays for two."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
 import httpx
 import pytest
 
@@ -10,9 +14,10 @@ from backend.accounts import NewAccount
 from backend.context import Context
 from backend.jobs import finish
 from backend.jobs.create import create_generation
-from backend.jobs.states import JobStatus
+from backend.jobs.poll import _eta_seconds
+from backend.jobs.states import JobPhase, JobStatus
 from backend.jobs.submit import submit
-from backend.providers.base import RenderRequest
+from backend.providers.base import RenderRequest, RenderState, RenderStatus
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
 from backend.simulator.credentials import all_provider_settings
@@ -86,3 +91,24 @@ def test_a_create_that_never_left_is_made_and_the_stale_attempt_abandoned_at_the
         stale, made = tasks_store.tasks_of_job(conn, job_id)
     assert (stale.state, stale.task_id) == (TaskState.ABANDONED, None)
     assert made.state == TaskState.SUCCEEDED and stale.ended_at is not None
+
+
+def test_the_eta_comes_from_the_provider_progress_when_it_gives_no_estimate(
+    ctx: Context, account: NewAccount
+) -> None:
+    # Given a job that has been at its provider for 30 s
+    job = create_generation(
+        ctx, account.account.id, GenerationCreate(model="runway-gen4.5", prompt="A loft")
+    )
+    now = ctx.now()
+    running = dataclasses.replace(job, submitted_at=now - timedelta(seconds=30))
+
+    def eta(**status: object) -> float | None:
+        values: dict[str, Any] = {"state": RenderState.RUNNING, "phase": JobPhase.RENDERING}
+        return _eta_seconds(running, RenderStatus(**{**values, **status}), now)
+
+    # Then a quarter done in 30 s leaves about 90 s; no progress leaves the catalog's guess
+    assert eta(progress=25.0) == pytest.approx(90.0)
+    assert eta(progress=None) is None
+    assert eta(progress=0.0) is None
+    assert eta(progress=40.0, eta_seconds=12.0) == 12.0

@@ -92,7 +92,7 @@ def _end(
             eta_seconds=None,
             poll_token=None,
             next_poll_at=None,
-            progress=None,
+            progress=100.0 if status == JobStatus.COMPLETED else None,
             queue_position=None,
             **changes,
         )

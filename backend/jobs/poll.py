@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from backend.context import Context
 from backend.errors import ProviderError, ProviderRejected, ProviderTransient
@@ -113,7 +113,7 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             job.id,
             JobStatus.PROCESSING,
             phase=status.phase,
-            eta_seconds=status.eta_seconds,
+            eta_seconds=_eta_seconds(job, status, now),
             progress=status.progress,
             queue_position=status.queue_position,
             last_polled_at=now,
@@ -133,6 +133,18 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
     ctx.cache.put(updated, now)
     events.announce(ctx, deliveries)
     ctx.queue.poll_job(job.id, token, delay_seconds=interval)
+
+
+def _eta_seconds(job: JobRecord, status: RenderStatus, now: datetime) -> float | None:
+    """The provider's estimate, or one from its progress number: the time the task has
+    taken so far, scaled to what is left. None leaves the catalog's typical time."""
+    if status.eta_seconds is not None:
+        return status.eta_seconds
+    progress = status.progress
+    if progress is None or not 0 < progress < 100 or job.submitted_at is None:
+        return None
+    taken = (now - job.submitted_at).total_seconds()
+    return taken * (100 - progress) / progress
 
 
 def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
