@@ -205,13 +205,14 @@ def test_an_image_url_is_fetched_and_checked_by_genhook(
         start_response("200 OK", [("Content-Type", "image/jpeg")])
         return [photo]
 
+    end = png(1024, 768)
     with serve_wsgi(photo_server) as photos:
         job = submit(
             api,
             auth,
             model="seedance-1-pro",
             image_url=f"{photos}/front.jpg",
-            end_image_url=data_url(png(1024, 768)),
+            end_image_url=data_url(end),
         )
 
     # Then the copy genhook keeps is what reaches the provider, both frames
@@ -220,12 +221,15 @@ def test_an_image_url_is_fetched_and_checked_by_genhook(
     assert render["image"].startswith("url:") and render["end_image"].startswith("url:")
     first = httpx.get(render["image"].removeprefix("url:"))
     assert first.content == photo and first.headers["content-type"] == "image/jpeg"
+    last = httpx.get(render["end_image"].removeprefix("url:"))
+    assert last.content == end != photo and last.headers["content-type"] == "image/png"
 
 
 BAD_IMAGES = [
     pytest.param({"image_url": "data:image/png;base64,not base64!"}, "image_url", id="bad-base64"),
     pytest.param({"image_url": data_url(b"GIF89a not really")}, "image_url", id="not-an-image"),
     pytest.param({"image_url": data_url(png(200, 200))}, "image_url", id="too-small"),
+    pytest.param({"image_url": data_url(png(640, 360, "GIF"), "image/gif")}, "image_url", id="gif"),
     pytest.param({"image_url": data_url(png(1200, 300))}, "image_url", id="too-wide"),
     pytest.param({"image_url": "data:image/png,raw"}, "image_url", id="not-base64-form"),
     pytest.param({"image_url": "ftp://example.com/a.png"}, "image_url", id="ftp"),

@@ -4,6 +4,7 @@ the provider made (or makes the one it did not), and never pays for two."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,19 +13,28 @@ import pytest
 
 from backend.accounts import NewAccount
 from backend.context import Context
-from backend.jobs import finish
+from backend.jobs import finish, sweep
 from backend.jobs.create import create_generation
-from backend.jobs.poll import _eta_seconds
+from backend.jobs.poll import _eta_seconds, poll_interval_seconds
 from backend.jobs.states import JobPhase, JobStatus
 from backend.jobs.submit import submit
 from backend.providers.base import RenderRequest, RenderState, RenderStatus
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
+from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import all_provider_settings
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.provider_tasks import TaskState
 from tests.conftest import make_settings
+from tests.support.wsgi_server import serve_wsgi
+
+
+@pytest.fixture
+def simulator() -> Iterator[str]:
+    """Renders that take a minute: these stories happen while a task is still running."""
+    with serve_wsgi(create_simulator(render_seconds=60)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -112,3 +122,39 @@ def test_the_eta_comes_from_the_provider_progress_when_it_gives_no_estimate(
     assert eta(progress=None) is None
     assert eta(progress=0.0) is None
     assert eta(progress=40.0, eta_seconds=12.0) == 12.0
+
+
+def test_a_timed_out_job_abandons_its_running_task_and_cancels_it(
+    ctx: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given a Runway job whose task is still rendering
+    request = GenerationCreate(model="runway-gen4.5", prompt="A loft")
+    job_id = create_generation(ctx, account.account.id, request).id
+    submit(ctx, job_id)
+
+    # When it outlives the maximum wait
+    expired = sweep.expire_overdue(
+        dataclasses.replace(
+            ctx, settings=ctx.settings.model_copy(update={"job_timeout_seconds": 0.001})
+        )
+    )
+
+    # Then it is failed, its task is recorded as abandoned, and Runway was told to cancel it
+    assert expired == 1
+    with ctx.store.begin() as conn:
+        [task] = tasks_store.tasks_of_job(conn, job_id)
+    assert task.state == TaskState.ABANDONED and task.ended_at is not None
+    [render] = renders(simulator)
+    assert render["status"] == "canceled"
+
+
+def test_with_callbacks_polling_slows_to_the_backstop(ctx: Context) -> None:
+    backstop = ctx.settings.provider_callback_poll_seconds
+    with_callbacks = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"public_base_url": "https://gh.example"})
+    )
+
+    assert poll_interval_seconds(with_callbacks, "kling") == backstop
+    # Runway never calls back, and without a public address nobody can
+    assert poll_interval_seconds(with_callbacks, "runway") == ctx.settings.poll_interval_seconds
+    assert poll_interval_seconds(ctx, "kling") == ctx.settings.poll_interval_seconds
