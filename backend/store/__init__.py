@@ -23,6 +23,23 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sa.Connection]:
+        """A read-only transaction whose statements all see the same moment.
+
+        PostgreSQL's default READ COMMITTED gives each statement its own snapshot, so two
+        reads could straddle another transaction's commit; REPEATABLE READ gives the whole
+        transaction one. SQLite's transactions are serialised already.
+        """
+        if self.engine.dialect.name != "postgresql":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

@@ -22,26 +22,21 @@ MAX_RECOVER = 1000
 
 
 def deliveries_of_generation(ctx: Context, account_id: str, job_id: str) -> list[Delivery]:
-    with ctx.store.begin() as conn:
+    # One snapshot: a delivery and its attempts must tell the same moment's story.
+    with ctx.store.snapshot() as conn:
         if jobs_store.get_account_job(conn, account_id, job_id) is None:
             raise NotFound(f"no generation {job_id!r} in this account")
-        ids = [d.id for d in deliveries_store.deliveries_for_job(conn, job_id)]
-        attempts = deliveries_store.attempts_for(conn, ids)
-        # Read after the attempts: under PostgreSQL's READ COMMITTED each statement sees
-        # its own snapshot, and a delivery must never look older than its attempts (a
-        # ``next_attempt_at`` from before the attempt it follows).
         records = deliveries_store.deliveries_for_job(conn, job_id)
-    return [to_delivery(d, attempts.get(d.id, [])) for d in records]
+        attempts = deliveries_store.attempts_for(conn, [d.id for d in records])
+    return [to_delivery(d, attempts[d.id]) for d in records]
 
 
 def get_delivery(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
-    with ctx.store.begin() as conn:
-        if deliveries_store.get_account_delivery(conn, account_id, delivery_id) is None:
-            raise NotFound(f"no delivery {delivery_id!r} in this account")
-        attempts = deliveries_store.attempts_for(conn, [delivery_id])[delivery_id]
-        # Read after the attempts, for the reason given in deliveries_of_generation.
+    with ctx.store.snapshot() as conn:
         delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
-    assert delivery is not None  # deliveries are never deleted
+        if delivery is None:
+            raise NotFound(f"no delivery {delivery_id!r} in this account")
+        attempts = deliveries_store.attempts_for(conn, [delivery.id])[delivery.id]
     return to_delivery(delivery, attempts)
 
 
