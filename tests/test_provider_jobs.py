@@ -25,7 +25,7 @@ from backend.store import accounts as accounts_store
 from backend.store import provider_tasks as tasks_store
 from tests.conftest import make_settings, wait_until
 from tests.support.api import GENERATIONS, submit, wait_for_status
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -46,11 +46,6 @@ def png(
 
 def data_url(data: bytes, content_type: str = "image/png") -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
-
-
-def farm_renders(simulator: str) -> list[dict]:
-    renders: list[dict] = httpx.get(f"{simulator}/_sim/renders").json()
-    return renders
 
 
 def tasks_of(ctx: Context, job_id: str) -> list[tasks_store.ProviderTaskRecord]:
@@ -106,7 +101,7 @@ def test_a_job_renders_through_the_kling_dialect_and_its_task_is_recorded(
     done = wait_for_status(api, auth, job["id"], "completed")
     assert done["output_url"].endswith(".mp4")
     assert done["progress"] == 100.0
-    [render] = farm_renders(simulator)
+    [render] = renders(simulator)
     assert render["dialect"] == "kling" and render["reference"] == job["id"]
     # ...and its one provider task is on record, succeeded
     [task] = tasks_of(ctx, job["id"])
@@ -139,7 +134,7 @@ def test_every_catalog_model_renders_through_its_provider(
     job = submit(api, auth, model=model, duration="10s")
 
     wait_for_status(api, auth, job["id"], "completed")
-    [render] = farm_renders(simulator)
+    [render] = renders(simulator)
     assert render["dialect"] == dialect
 
 
@@ -155,7 +150,7 @@ def test_an_image_to_video_job_sends_the_first_frame_from_a_data_url(
     # Then genhook kept a checked copy and handed Kling a signed link to it
     assert job["image_id"].startswith("img_")
     wait_for_status(api, auth, job["id"], "completed")
-    [render] = farm_renders(simulator)
+    [render] = renders(simulator)
     link = render["image"].removeprefix("url:")
     assert link.startswith(f"{live_api}/v1/image-inputs/{job['image_id']}?expires=")
     fetched = httpx.get(link)
@@ -170,8 +165,8 @@ def test_a_tampered_or_expired_image_link_opens_nothing(
     api: testing.TestClient, auth: dict[str, str], simulator: str, live_api: str
 ) -> None:
     job = submit(api, auth, model="kling-v3", image_url=data_url(png()))
-    wait_until(lambda: farm_renders(simulator))
-    link = farm_renders(simulator)[0]["image"].removeprefix("url:")
+    wait_until(lambda: renders(simulator))
+    link = renders(simulator)[0]["image"].removeprefix("url:")
     path, _, query = link.partition("?")
     params = dict(p.split("=") for p in query.split("&"))
 
@@ -190,7 +185,7 @@ def test_without_a_public_address_images_go_inline(
     job = submit(api, auth, model="kling-v3", image_url=data_url(png()))
 
     wait_for_status(api, auth, job["id"], "completed")
-    [render] = farm_renders(simulator)
+    [render] = renders(simulator)
     assert render["image"].startswith("base64:")
     assert render["callback_url"] is None
 
@@ -217,7 +212,7 @@ def test_an_image_url_is_fetched_and_checked_by_genhook(
 
     # Then the copy genhook keeps is what reaches the provider, both frames
     wait_for_status(api, auth, job["id"], "completed")
-    [render] = farm_renders(simulator)
+    [render] = renders(simulator)
     assert render["image"].startswith("url:") and render["end_image"].startswith("url:")
     first = httpx.get(render["image"].removeprefix("url:"))
     assert first.content == photo and first.headers["content-type"] == "image/jpeg"
@@ -312,12 +307,12 @@ def test_minimax_challenge_is_answered_through_the_callback_route(
     # The dialect refuses to create a task whose callback URL does not echo the challenge
     done = wait_for_status(api, auth, job["id"], "completed")
     assert done["status"] == "completed"
-    assert farm_renders(simulator)[0]["callback_url"].startswith(live_api)
+    assert renders(simulator)[0]["callback_url"].startswith(live_api)
 
 
 def callback_url_of(simulator: str) -> str:
-    wait_until(lambda: farm_renders(simulator))
-    url: str = farm_renders(simulator)[0]["callback_url"]
+    wait_until(lambda: renders(simulator))
+    url: str = renders(simulator)[0]["callback_url"]
     return url
 
 
@@ -377,7 +372,7 @@ def test_a_lost_submit_answer_is_found_again_and_never_paid_twice(
 
     # Then the job completes on the one task that was created, found by the job id
     wait_for_status(api, auth, job["id"], "completed")
-    assert len(farm_renders(simulator)) == 1
+    assert len(renders(simulator)) == 1
     states = [t.state.value for t in tasks_of(ctx, job["id"])]
     assert states == ["unknown", "succeeded"] or states == ["succeeded"]
 

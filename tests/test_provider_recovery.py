@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from backend.accounts import NewAccount
@@ -27,6 +26,7 @@ from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.provider_tasks import TaskState
 from tests.conftest import make_settings
+from tests.support.faults import renders
 from tests.support.wsgi_server import serve_wsgi
 
 
@@ -55,11 +55,6 @@ def pending_job_with_a_create_in_flight(ctx: Context, account: NewAccount) -> st
             callback_token_hash=None,
         )  # fmt: skip
     return job.id
-
-
-def renders(simulator: str) -> list[dict]:
-    found: list[dict] = httpx.get(f"{simulator}/_sim/renders").json()
-    return found
 
 
 def test_the_task_a_dead_worker_created_is_found_not_made_again(

@@ -22,7 +22,7 @@ from backend.simulator import credentials
 from backend.simulator.app import create_app as create_simulator
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.timeout(30)
@@ -45,11 +45,6 @@ def request(job_id: str = "vgen_seedance_1", **changes: object) -> RenderRequest
         **changes,
     }
     return RenderRequest(**values)  # type: ignore[arg-type]
-
-
-def renders(sim: str) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = httpx.get(f"{sim}/_sim/renders").json()
-    return found
 
 
 def tasks_url(sim: str) -> str:

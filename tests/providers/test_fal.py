@@ -29,7 +29,7 @@ from backend.simulator import credentials
 from backend.simulator.app import create_app as create_simulator
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.timeout(30)
@@ -50,11 +50,6 @@ def request(job_id: str = "vgen_fal_1", **changes: object) -> RenderRequest:
         **changes,
     }
     return RenderRequest(**values)  # type: ignore[arg-type]
-
-
-def renders(sim: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{sim}/_sim/renders").json()
-    return found
 
 
 def raw_id(handle: str) -> str:

@@ -21,7 +21,7 @@ from backend.providers.base import CallbackRejected, RenderRequest, RenderState
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -45,11 +45,6 @@ def request(job_id: str = "vgen_veo_1", **changes: object) -> RenderRequest:
 
 #: One client for the tests' own calls (a new httpx client costs ~0.1 s of TLS setup).
 http = httpx.Client(trust_env=False, timeout=5)
-
-
-def renders(sim: str) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = http.get(f"{sim}/_sim/renders").json()
-    return found
 
 
 def create(sim: str, body: dict[str, object], headers: dict[str, str] = KEY) -> httpx.Response:

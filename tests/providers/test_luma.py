@@ -22,7 +22,7 @@ from backend.providers.luma import build
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input, sim_settings
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,11 +43,6 @@ def request(job_id: str = "vgen_luma_1", **changes: object) -> RenderRequest:
         **changes,
     }
     return RenderRequest(**values)  # type: ignore[arg-type]
-
-
-def renders(sim: str) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = httpx.get(f"{sim}/_sim/renders").json()
-    return found
 
 
 def create(sim: str, body: dict[str, object], headers: dict[str, str] = AUTH) -> httpx.Response:

@@ -23,7 +23,7 @@ from backend.providers.base import CallbackRejected, RenderRequest, RenderState,
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault
+from tests.support.faults import inject_fault, renders
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,11 +43,6 @@ def request(model: str = "wan-video/wan-2.5-t2v", **changes: object) -> RenderRe
         **changes,
     }
     return RenderRequest(**values)  # type: ignore[arg-type]
-
-
-def renders(sim: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{sim}/_sim/renders").json()
-    return found
 
 
 def prediction(sim: str, prediction_id: str) -> dict[str, Any]:
