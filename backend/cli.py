@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from backend.settings import get_settings
+from backend.settings import Settings, get_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,7 +16,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    result: int = args.run(args)
+    from backend.catalog import CatalogError
+
+    try:
+        result: int = args.run(args)
+    except CatalogError as exc:
+        print(f"genhook: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
@@ -42,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
     sub.add_parser(
-        "providers", help="list the enabled providers and probe each with an authenticated call"
+        "providers",
+        help="probe each enabled provider with an authenticated call, then show every "
+        "catalog route: enabled, probe, and health (cooldowns, success rate, latency)",
     ).set_defaults(run=_providers)
 
     accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(title="actions")
@@ -67,9 +75,19 @@ def _api(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.require_redis_url()
+    _check_catalog(settings)
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     command = gunicorn_command(bind, args.workers or settings.api_workers, API_APP)
     os.execv(command[0], command)
+
+
+def _check_catalog(settings: Settings) -> None:
+    """Fail at start, with the catalog's own message, before handing over to gunicorn or
+    Dramatiq (whose workers would otherwise die one by one with a traceback)."""
+    from backend.catalog import load_catalog
+    from backend.providers.registry import PROVIDER_NAMES
+
+    load_catalog(settings.catalog_file, PROVIDER_NAMES)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -79,6 +97,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.require_redis_url()
+    _check_catalog(settings)
     command = worker_command(settings)
     os.execv(command[0], command)
 
@@ -114,13 +133,21 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    """Exit 1 if any enabled provider fails its health probe (its credentials, its URL)."""
+    """Exit 1 if any enabled provider fails its health probe (its credentials, its URL).
+
+    Then one line per catalog route with its health as the workers share it in Redis. The
+    probe here is only shown, never recorded: looking must not change routing."""
     import httpx
 
-    from backend.errors import ProviderError
-    from backend.providers.registry import build_providers, provider_timeout
+    from backend.catalog import load_catalog
+    from backend.providers.health import HealthUnavailable, RouteHealth
+    from backend.providers.probe import probe, route_lines
+    from backend.providers.registry import PROVIDER_NAMES, build_providers, provider_timeout
+    from backend.redis_client import connect
+    from backend.store.types import utcnow
 
     settings = get_settings()
+    routes = load_catalog(settings.catalog_file, PROVIDER_NAMES).all_routes()
     with httpx.Client(timeout=provider_timeout(settings), trust_env=False) as client:
         providers = build_providers(settings, client)
         if not providers:
@@ -131,16 +158,23 @@ def _providers(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        failed = 0
-        for name, provider in providers.items():
-            try:
-                provider.health()
-            except ProviderError as exc:
-                failed += 1
-                print(f"{name:<10} FAILED  {exc}")
-            else:
-                print(f"{name:<10} ok")
-    return 1 if failed else 0
+        probes = {name: probe(provider) for name, provider in providers.items()}
+    for name, result in probes.items():
+        print(f"{name:<10} ok" if result.ok else f"{name:<10} FAILED  {result.error}")
+
+    now = utcnow()
+    try:
+        if not settings.redis_url:
+            raise HealthUnavailable("GENHOOK_REDIS_URL not set")
+        views = RouteHealth(connect(settings.redis_url), settings).snapshot(
+            [route.key for route in routes], now
+        )
+        health = {view.route_key: view.describe(now) for view in views}
+    except HealthUnavailable as exc:
+        health = {route.key: f"health unknown ({exc})" for route in routes}
+    print()
+    print("\n".join(route_lines(routes, probes, health)))
+    return 0 if all(result.ok for result in probes.values()) else 1
 
 
 def _accounts_create(args: argparse.Namespace) -> int:

@@ -10,17 +10,21 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import dramatiq
 import httpx
 import redis
 
+from backend.catalog import Catalog, load_catalog
 from backend.providers.base import Provider
-from backend.providers.registry import build_providers, provider_timeout
+from backend.providers.registry import PROVIDER_NAMES, build_providers, provider_timeout
 from backend.queue import Queue
 from backend.redis_client import connect as redis_client_for
+from backend.render_history import RenderHistory
 from backend.settings import Settings, get_settings
 from backend.status_cache import StatusCache
+from backend.storage.links import signed_output_url
 from backend.store import Store
 from backend.store.types import utcnow
 from backend.webhooks.guarded_transport import guarded_client
@@ -36,6 +40,9 @@ class Context:
     queue: Queue
     cache: StatusCache
     providers: dict[str, Provider]
+    catalog: Catalog
+    #: Real render durations per model and route, for ETAs and poll pacing.
+    history: RenderHistory
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
     webhook_client: httpx.Client
 
@@ -50,6 +57,8 @@ class Context:
 def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> Context:
     """Wire everything ``settings`` names; connections open lazily, on first use.
 
+    A catalog file that does not check out raises ``CatalogError`` here, at start.
+
     Without a Redis URL (a one-off command such as ``genhook accounts create``) the Redis
     client points at the default local port and is simply never used.
     """
@@ -63,8 +72,14 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         store=Store(settings.effective_database_url),
         redis=redis_client,
         queue=Queue(broker or build_broker(redis_url)),
-        cache=StatusCache(redis_client, terminal_ttl_seconds=settings.status_cache_ttl_seconds),
+        cache=StatusCache(
+            redis_client,
+            terminal_ttl_seconds=settings.status_cache_ttl_seconds,
+            sign_output=partial(signed_output_url, settings),
+        ),
         providers=build_providers(settings, provider_client),
+        catalog=load_catalog(settings.catalog_file, PROVIDER_NAMES),
+        history=RenderHistory(redis_client),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
     )
 

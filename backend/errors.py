@@ -9,6 +9,7 @@
     │   ├── Forbidden            403    e.g. signup turned off by the operator
     │   ├── NotFound             404    no such resource for this account
     │   ├── Conflict             409    e.g. an email already signed up
+    │   ├── Gone                 410    e.g. a kept output deleted by retention
     │   └── PayloadTooLarge      413    the body exceeds the API's limit
     ├── ProviderError                   (raised by provider adapters; never shown raw)
     │   ├── ProviderTransient           5xx / timeout / network: try again or elsewhere
@@ -17,6 +18,8 @@
     │   ├── ProviderQuotaExhausted      our account is out of quota or balance
     │   ├── ProviderRejected            content policy or bad input: retrying cannot help
     │   └── ProviderOutcomeUnknown      the create call may or may not have made a task
+    ├── OutputCopyFailed                copying a finished video into genhook's storage failed
+    ├── StorageUnavailable              the output store could not be read or written
     └── UnsafeWebhookTarget             a webhook URL points where genhook must not send
 
 The API's error handler (``backend/api/errors.py``) turns ``ClientError`` into problem
@@ -85,6 +88,10 @@ class Conflict(ClientError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class Gone(ClientError):
+    status, slug, title = 410, "gone", "Gone"
+
+
 class PayloadTooLarge(ClientError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
@@ -136,6 +143,23 @@ class ProviderOutcomeUnknown(ProviderError):
 
     Submitting again could start a second paid task, so the caller looks the task up by
     its idempotency key where the provider allows it."""
+
+
+class OutputCopyFailed(GenhookError):
+    """The provider's file could not be copied into genhook's output store.
+
+    ``retryable`` is true for network trouble, timeouts, 5xx, 408 and 429 (and a store that
+    is briefly unavailable); false for anything a retry cannot change: another 4xx, a file
+    too large, or a type that is not a video."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class StorageUnavailable(GenhookError):
+    """The output store (a directory or an S3 bucket) failed to read, write or delete."""
 
 
 class UnsafeWebhookTarget(GenhookError):

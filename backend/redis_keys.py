@@ -11,7 +11,25 @@
                                   string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
                                           TTL: settings.webhook_dedup_ttl_seconds (7 days)
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
+                                          ("recovery", or "provider-health": the probe)
                                           TTL: SWEEP_LOCK_TTL_SECONDS
+    genhook:render_time:{model}:{route_key}
+                                  hash    moving history of real render seconds of one model
+                                          on one route ("kling/kling-v3"): mean, mad, n
+                                          (backend/render_history.py, render_history.lua)
+                                          TTL: RENDER_HISTORY_TTL_SECONDS, refreshed on write
+    genhook:route_health:{route_key}
+                                  hash    circuit breaker of one route: consecutive_failures,
+                                          cooling_until (epoch s), last_error, last_error_at,
+                                          last_success_at (backend/providers/health.py,
+                                          route_health.lua)
+                                          TTL: ROUTE_HEALTH_TTL_SECONDS (at least the cooldown
+                                          plus the window), refreshed on write
+    genhook:route_outcomes:{route_key}
+                                  zset    the route's recent outcomes, scored by epoch seconds:
+                                          "ok|fail:{latency}:{nonce}"; trimmed to the breaker
+                                          window and to ROUTE_OUTCOMES_MAX members
+                                          TTL: the window plus ROUTE_OUTCOMES_TTL_SLACK_SECONDS
     dramatiq:*                            Dramatiq's own queues (namespace "dramatiq")
 
 The database is the truth; losing these keys loses speed, and (for the dedup keys) only
@@ -30,6 +48,15 @@ JOB_LOCK_TTL_SECONDS = 60
 DELIVERY_LOCK_TTL_SECONDS = 120
 #: A sweep that runs longer than this may be taken over by another scheduler.
 SWEEP_LOCK_TTL_SECONDS = 240
+#: A route unused this long forgets its render times and starts again from the catalog's.
+RENDER_HISTORY_TTL_SECONDS = 30 * 24 * 3600
+#: A route not called this long forgets its breaker state and last error (never less than
+#: its cooldown plus window: see ``backend/providers/health.py``).
+ROUTE_HEALTH_TTL_SECONDS = 7 * 24 * 3600
+#: Most outcomes kept per route, however busy it is; bounds the key and the rate check.
+ROUTE_OUTCOMES_MAX = 1000
+#: The outcomes key outlives the breaker window by this much, then goes with the traffic.
+ROUTE_OUTCOMES_TTL_SLACK_SECONDS = 60
 
 
 def job_status(job_id: str) -> str:
@@ -50,3 +77,15 @@ def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) ->
 
 def sweep_lock(name: str) -> str:
     return f"{PREFIX}:lock:sweep:{name}"
+
+
+def render_history(model: str, route_key: str) -> str:
+    return f"{PREFIX}:render_time:{model}:{route_key}"
+
+
+def route_health(route_key: str) -> str:
+    return f"{PREFIX}:route_health:{route_key}"
+
+
+def route_outcomes(route_key: str) -> str:
+    return f"{PREFIX}:route_outcomes:{route_key}"

@@ -74,6 +74,36 @@ class Settings(BaseSettings):
         description="How long a signed link to an input image handed to a provider stays valid.",
     )
 
+    # Output storage: genhook keeps its own copy of each finished video.
+    storage_url: str = Field(
+        default="",
+        pattern=r"^(file://.+|s3://[^/]+.*)?$",
+        description="Where finished videos are kept: `file:///abs/dir` or `s3://bucket/prefix`; "
+        "empty means the `outputs` directory under var_dir.",
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description="Endpoint of an S3-compatible store (MinIO, R2, …); empty means AWS S3.",
+    )
+    s3_region: str = Field(default="us-east-1", description="Region of the S3 bucket.")
+    s3_access_key_id: str = Field(
+        default="",
+        description="S3 access key id; with the secret empty too, boto3's credential chain "
+        "(instance or pod role, ~/.aws) is used, never AWS_* environment variables.",
+    )
+    s3_secret_access_key: str = Field(default="", description="S3 secret access key.")
+    output_max_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="Largest finished video genhook keeps."
+    )
+    output_url_ttl_seconds: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long a signed `output_url` stays valid; each read of the job signs anew.",
+    )
+    output_retention_days: int = Field(
+        default=30, ge=0, description="Kept videos older than this are deleted; 0 keeps them."
+    )
+
     # Providers: each is enabled when its credentials are set. Defaults are the real APIs.
     kling_base_url: str = Field(
         default="https://api-singapore.klingai.com", description="Kling API base URL."
@@ -119,11 +149,29 @@ class Settings(BaseSettings):
     )
     minimax_api_key: str = Field(default="", description="MiniMax API key.")
 
+    catalog_file: Path | None = Field(
+        default=None,
+        description="The operator's model catalog (TOML, the format of `backend/catalog.toml`); "
+        "empty means the catalog shipped with genhook.",
+    )
+
     poll_interval_seconds: float = Field(
-        default=2.0, gt=0, description="Delay between two status polls of a provider job."
+        default=2.0,
+        gt=0,
+        description="Shortest delay between two status polls of a provider job (a catalog "
+        "route's `poll_interval_seconds` overrides it).",
+    )
+    poll_max_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest delay between two status polls: a render far from its expected "
+        "end is polled this rarely, one near it every `poll_interval_seconds`.",
     )
     poll_max_transient_failures: int = Field(
-        default=5, ge=0, description="Consecutive transient poll errors tolerated per job."
+        default=5,
+        ge=0,
+        description="Consecutive transient poll errors tolerated on one route before the job "
+        "moves to its next; also bounds lost-answer retries and rounds through the plan.",
     )
     job_timeout_seconds: float = Field(
         default=1800.0, gt=0, description="A job still unfinished after this is failed+refunded."
@@ -137,8 +185,51 @@ class Settings(BaseSettings):
         description="A job step overdue by this much is considered lost and re-enqueued.",
     )
 
+    # Provider health: a circuit breaker per route, fed by real calls and a scheduled probe.
+    provider_health_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Period of the scheduler's active probe: each enabled provider's health "
+        "call, counted for every catalog route of that provider.",
+    )
+    provider_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failures of a route that open its circuit breaker.",
+    )
+    provider_breaker_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of failed calls over the window (with at least the minimum samples) "
+        "that opens a route's circuit breaker.",
+    )
+    provider_breaker_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="The window over which a route's failure rate, success rate and latency are "
+        "measured.",
+    )
+    provider_breaker_min_samples: int = Field(
+        default=10,
+        ge=1,
+        description="Calls a route needs in the window before its failure rate can open it.",
+    )
+    provider_breaker_cooldown_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long an open route is skipped; then one call decides (a success closes "
+        "it, a failure opens it again).",
+    )
+
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="Timeout of one webhook attempt."
+    )
+    output_copy_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 30.0, 120.0, 600.0],
+        description="Delay before each attempt to copy a finished video into genhook's "
+        "storage, comma-separated like the webhook schedule; when every attempt fails the "
+        "job completes with the provider's own URL.",
     )
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 30.0],
@@ -178,6 +269,11 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=1, description="Dramatiq worker processes.")
     worker_threads: int = Field(default=8, ge=1, description="Threads per Dramatiq process.")
 
+    @field_validator("catalog_file", mode="before")
+    @classmethod
+    def _empty_means_shipped(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
@@ -187,7 +283,7 @@ class Settings(BaseSettings):
             ]
         return value
 
-    @field_validator("webhook_retry_schedule", mode="before")
+    @field_validator("webhook_retry_schedule", "output_copy_retry_schedule", mode="before")
     @classmethod
     def _parse_schedule(cls, value: object) -> object:
         if isinstance(value, str):

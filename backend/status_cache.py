@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import redis
@@ -19,16 +20,28 @@ from backend.store.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
+#: (job id, link key, now) -> a signed link to the job's kept video.
+OutputSigner = Callable[[str, str, datetime], str]
+
 
 class StatusCache:
-    def __init__(self, client: redis.Redis, *, terminal_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        terminal_ttl_seconds: int,
+        sign_output: OutputSigner | None = None,
+    ) -> None:
         self.client = client
         self.terminal_ttl_seconds = terminal_ttl_seconds
+        #: Re-signs a kept video's link on every read, so a client never gets a stale one.
+        self.sign_output = sign_output
 
     def put(self, job: JobRecord, now: datetime) -> None:
         entry = {
             "account_id": job.account_id,
             "generation": to_generation(job, now).model_dump(mode="json"),
+            "output_link_key": _live_link_key(job),
         }
         ttl = (
             self.terminal_ttl_seconds
@@ -52,4 +65,24 @@ class StatusCache:
         entry = json.loads(raw)
         if entry["account_id"] != account_id:
             return None
-        return with_live_fields(Generation.model_validate(entry["generation"]), now)
+        generation = with_live_fields(Generation.model_validate(entry["generation"]), now)
+        link_key = entry.get("output_link_key")
+        if link_key and self.sign_output is not None:
+            fresh = self.sign_output(job_id, link_key, now)
+            generation = generation.model_copy(update={"output_url": fresh})
+        return generation
+
+    def generation(self, job: JobRecord, now: datetime) -> Generation:
+        """``job`` as clients see it now, its output link freshly signed."""
+        generation = to_generation(job, now)
+        link_key = _live_link_key(job)
+        if link_key and self.sign_output is not None:
+            fresh = self.sign_output(job.id, link_key, now)
+            generation = generation.model_copy(update={"output_url": fresh})
+        return generation
+
+
+def _live_link_key(job: JobRecord) -> str | None:
+    """The key signing links to the job's kept video (still signed once retention deleted
+    it, so the link answers 410 Gone rather than a puzzling 403)."""
+    return job.output_link_key if job.output_key is not None else None

@@ -56,6 +56,9 @@ from backend.store.tables import metadata  # noqa: E402
 from tests.support.receiver import WebhookReceiver  # noqa: E402
 from tests.support.wsgi_server import serve_wsgi  # noqa: E402
 
+#: Session fixtures kept in their own modules: ``s3_server`` (moto's S3 on 127.0.0.1).
+pytest_plugins = ["tests.support.s3_server"]
+
 PG_URL = os.environ.get("GENHOOK_TEST_DATABASE_URL", "")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
@@ -126,6 +129,7 @@ def make_settings(
         "simulator_url": simulator_url,
         "simulator_fallback": True,
         "poll_interval_seconds": 0.05,
+        "poll_max_interval_seconds": 0.2,
         "webhook_allowed_networks": LOOPBACK,
         "webhook_timeout_seconds": 2.0,
         "webhook_retry_schedule": "0s,0.1s,0.2s",

@@ -68,16 +68,21 @@ def test_a_completed_job_posts_a_webhook_signed_both_ways(
     assert payload["status"] == "completed"
     assert payload["metadata"] == {"sku": "A-1"}
     assert payload["credits"] == 3 and payload["failover_used"] is False
-    assert payload["output_url"].endswith(".mp4")
+    # ...with genhook's own signed link to the video, the provider's URL kept in the chain
+    assert "/v1/outputs/" + accepted["id"] + "?expires=" in payload["output_url"]
+    assert payload["status_chain"][-1]["event"] == "output_stored"
+    assert payload["status_chain"][-1]["provider_output_url"].endswith(".mp4")
     assert "error" in payload and payload["error"] is None
     phases = [link["phase"] for link in payload["status_chain"]]
     assert phases[0] == "queued" and phases[-1] == "finishing"
 
     # And polling shows the same completed job, whose video is a real MP4
     job = wait_for_status(api, auth, accepted["id"], "completed")
-    assert job["output_url"] == payload["output_url"]
     assert job["completed_at"] is not None and job["eta_seconds"] is None
-    video = httpx.get(job["output_url"])
+    # (its link is signed afresh on every read, so it may differ from the webhook's)
+    link = httpx.URL(job["output_url"])
+    assert link.path == httpx.URL(payload["output_url"]).path
+    video = api.simulate_get(link.path, query_string=link.query.decode())
     assert video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
 
 

@@ -21,6 +21,7 @@ from backend.api.app import create_app
 from backend.context import Context
 from backend.settings import Settings
 from backend.simulator.credentials import all_provider_settings
+from backend.simulator.dialects.common import sample_video
 from backend.store import accounts as accounts_store
 from backend.store import provider_tasks as tasks_store
 from tests.conftest import make_settings, wait_until
@@ -97,9 +98,12 @@ def test_a_job_renders_through_the_kling_dialect_and_its_task_is_recorded(
     # When a kling-v3 job is submitted with every provider configured
     job = submit(api, auth, model="kling-v3")
 
-    # Then it completes through the Kling adapter, with the simulator's output
+    # Then it completes through the Kling adapter, its video kept and served by genhook
     done = wait_for_status(api, auth, job["id"], "completed")
-    assert done["output_url"].endswith(".mp4")
+    link = httpx.URL(done["output_url"])
+    served = api.simulate_get(link.path, query_string=link.query.decode())
+    assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
+    assert served.content == sample_video()
     assert done["progress"] == 100.0
     [render] = renders(simulator)
     assert render["dialect"] == "kling" and render["reference"] == job["id"]
@@ -377,32 +381,46 @@ def test_a_lost_submit_answer_is_found_again_and_never_paid_twice(
     assert states == ["unknown", "succeeded"] or states == ["succeeded"]
 
 
-def test_a_rate_limited_submit_is_retried_and_both_attempts_are_recorded(
+def test_a_rate_limited_submit_fails_over_and_both_attempts_are_recorded(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, simulator: str
 ) -> None:
     inject_fault(simulator, on="submit", kind="rate_limited", dialect="byteplus")
 
     job = submit(api, auth, model="seedance-1-pro")
 
-    wait_for_status(api, auth, job["id"], "completed")
+    done = wait_for_status(api, auth, job["id"], "completed")
     refused, succeeded = tasks_of(ctx, job["id"])
-    assert (refused.state.value, refused.task_id) == ("refused", None)
+    assert (refused.provider, refused.state.value, refused.task_id) == ("byteplus", "refused", None)
     assert "RateLimitExceeded" in (refused.error or "")
-    assert succeeded.state.value == "succeeded"
+    assert (succeeded.provider, succeeded.state.value) == ("replicate", "succeeded")
+    assert (refused.route_index, succeeded.route_index) == (0, 1)
+    assert done["failover_used"] is True and done["rendered_model"] == "seedance-1-pro"
+
+
+def test_a_seedance_task_reports_its_tokens_as_cost(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context
+) -> None:
+    job = submit(api, auth, model="seedance-1-pro")
+
+    wait_for_status(api, auth, job["id"], "completed")
+    [succeeded] = tasks_of(ctx, job["id"])
+    assert succeeded.provider == "byteplus"
     assert succeeded.cost == 108900  # Seedance's completion tokens
 
 
-def test_our_account_out_of_balance_fails_the_job_and_refunds_it(
+def test_our_account_out_of_balance_at_every_route_fails_the_job_and_refunds_it(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount, simulator: str
 ) -> None:
+    # Given a Luma job whose only route, and its fallback's routes, are out of balance
     before = credits_of(ctx, account)
-    inject_fault(simulator, on="submit", kind="quota", dialect="kling")
+    for dialect in ("luma", "kling", "fal"):
+        inject_fault(simulator, on="submit", kind="quota", dialect=dialect, times=50)
 
-    job = submit(api, auth, model="kling-v3")
+    job = submit(api, auth, model="luma-ray-2")
 
     failed = wait_for_status(api, auth, job["id"], "failed")
-    assert failed["error"]["code"] == "provider_unavailable"
-    assert failed["refunded"] is True
+    assert failed["error"]["code"] == "no_route_available"
+    assert failed["refunded"] is True and failed["credits_billed"] == 0
     assert credits_of(ctx, account) == before
 
 
@@ -421,7 +439,9 @@ def test_content_policy_mid_render_fails_with_the_reason(
 def test_a_model_with_no_configured_provider_is_a_422(
     api: testing.TestClient, auth: dict[str, str], ctx: Context
 ) -> None:
-    del ctx.providers["luma"]
+    # Given neither Luma nor the providers of its fallback (kling-v3: Kling, fal) set up
+    for name in ("luma", "kling", "fal"):
+        del ctx.providers[name]
 
     result = api.simulate_post(
         GENERATIONS, json={"model": "luma-ray-2", "prompt": "A loft"}, headers=auth

@@ -31,6 +31,7 @@ from tests.support.receiver import Received, Reply, WebhookReceiver
 ENDPOINTS = "/v1/webhook-endpoints"
 COMPLETED = "video.generation.completed"
 FAILED = "video.generation.failed"
+CANCELED = "video.generation.canceled"
 STATUS_CHANGED = "video.generation.status_changed"
 PHASES = ["queued", "preparing", "rendering", "encoding", "finishing"]
 #: A loopback URL the test settings allow, where nothing listens.
@@ -177,7 +178,7 @@ def test_an_endpoint_created_with_only_a_url_gets_the_defaults(
     created = create_endpoint(api, auth, QUIET_URL)
 
     # status_changed is opt-in; schedule and timeout follow the server's settings
-    assert created["events"] == [COMPLETED, FAILED]
+    assert created["events"] == [COMPLETED, FAILED, CANCELED]
     assert created["description"] == "" and created["enabled"] is True
     assert created["retry_schedule"] is None and created["timeout_seconds"] is None
 

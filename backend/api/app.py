@@ -13,9 +13,14 @@ from backend.api.auth import BearerAuth
 from backend.api.openapi import build_document
 from backend.api.resources.accounts import AccountResource, SignupResource
 from backend.api.resources.catalog import ModelsResource
-from backend.api.resources.generations import GenerationResource, GenerationsResource
+from backend.api.resources.generations import (
+    CancelGenerationResource,
+    GenerationResource,
+    GenerationsResource,
+)
 from backend.api.resources.health import HealthResource, ReadyResource
 from backend.api.resources.image_inputs import ImageInputResource
+from backend.api.resources.outputs import OutputResource
 from backend.api.resources.provider_callbacks import ProviderCallbackResource
 from backend.api.resources.webhooks import (
     DeliveryResource,
@@ -51,6 +56,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/v1/models", ModelsResource(ctx), ""),
         ("/v1/video/generations", GenerationsResource(ctx), ""),
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),
+        ("/v1/video/generations/{job_id}/cancel", CancelGenerationResource(ctx), ""),
         ("/v1/video/generations/{job_id}/deliveries", GenerationDeliveriesResource(ctx), ""),
         ("/v1/deliveries/{delivery_id}", DeliveryResource(ctx), ""),
         ("/v1/deliveries/{delivery_id}/redeliver", RedeliverResource(ctx), ""),
@@ -66,6 +72,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/v1/webhook-endpoints/{endpoint_id}/recover", RecoverWebhookEndpointResource(ctx), ""),
         ("/v1/provider-callbacks/{provider}/{token}", ProviderCallbackResource(ctx), ""),
         ("/v1/image-inputs/{image_id}", ImageInputResource(ctx), ""),
+        ("/v1/outputs/{job_id}", OutputResource(ctx), ""),
     ]
 
 
@@ -84,6 +91,10 @@ WEBHOOKS = {
     events.COMPLETED: ("A generation completed; `output_url` holds the video.", WebhookPayload),
     events.FAILED: (
         "A generation failed; `error` says why. Its credits were refunded.",
+        WebhookPayload,
+    ),
+    events.CANCELED: (
+        "A generation was canceled by its owner; its credits were refunded.",
         WebhookPayload,
     ),
     events.STATUS_CHANGED: (

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from backend import ids
-from backend.catalog import END_IMAGE, IMAGE, MODELS, CatalogModel, Route
+from backend.catalog import END_IMAGE, IMAGE, CatalogModel
 from backend.context import Context
 from backend.errors import ValidationFailed
 from backend.images import links
 from backend.images.checked import CheckedImage, check_image_source
 from backend.jobs.credits import charge
-from backend.providers.registry import SIMULATOR
+from backend.jobs.routes import JobShape, PlannedRoute, build_plan
 from backend.schemas.generations import GenerationCreate
 from backend.store import images as images_store
 from backend.store import jobs as jobs_store
@@ -37,9 +38,9 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     charges nothing. If enqueueing fails the job is still safe in the database and the
     recovery sweep submits it later, so the client gets its 202 either way.
     """
-    model = MODELS[request.model]
-    route = _route(ctx, model)
-    _check_model_inputs(model, request)
+    model = _model(ctx, request.model)
+    price = _check_model_inputs(model, request)
+    plan = _plan(ctx, model, request)
     if request.webhook_url is not None:
         url_guard.require_public(
             request.webhook_url, ctx.settings.webhook_allowed_networks, "webhook_url"
@@ -47,7 +48,11 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     image = _checked_image(ctx, request.image_url, "image_url")
     end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
 
-    price = model.price(request.duration_seconds)
+    # The first hop may be a cheaper fallback (the model's own providers are not set up
+    # here): the client is then charged that price, never more than the model's.
+    first = plan[0]
+    charged = min(price, first.credits)
+    max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()
     with ctx.store.begin() as conn:
         image_id = _store_image(conn, account_id, image)
@@ -62,34 +67,49 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
             aspect_ratio=request.aspect_ratio,
             webhook_url=request.webhook_url,
             metadata=request.metadata,
-            provider=route.provider,
-            provider_model=route.model,
-            credits_charged=price,
+            provider=first.provider,
+            provider_model=first.provider_model,
+            credits_charged=charged,
             image_id=image_id,
             end_image_id=end_image_id,
+            route_plan=[hop.as_json() for hop in plan],
+            rendered_model=first.model,
+            deadline_at=ctx.now() + timedelta(seconds=max_wait),
+            eta_seconds=first.typical_render_seconds,
         )
         # Raises InsufficientCredits, which rolls the inserts back with it.
-        charge(conn, account_id=account_id, job_id=job_id, amount=price)
+        charge(conn, account_id=account_id, job_id=job_id, amount=charged)
     ctx.cache.put(job, ctx.now())
     ctx.queue.submit_job(job.id)
-    log.info("job %s accepted: %s via %s, %s credits", job.id, model.id, route.provider, price)
+    log.info("job %s accepted: %s via %s, %s credits", job.id, model.id, first.key, charged)
     return job
 
 
-def _route(ctx: Context, model: CatalogModel) -> Route:
-    """The first route whose provider is enabled; the native simulator when the operator
-    asked it to stand in (``GENHOOK_SIMULATOR_FALLBACK``)."""
-    route = model.route_for(ctx.providers)
-    if route is not None:
-        return route
-    if SIMULATOR in ctx.providers:
-        return Route(SIMULATOR, model.id)
-    raise ValidationFailed.for_field(
-        "model", f"{model.id} is not available: no provider that renders it is configured"
+def _model(ctx: Context, model_id: str) -> CatalogModel:
+    model = ctx.catalog.get(model_id)
+    if model is None:
+        known = ", ".join(sorted(ctx.catalog.models))
+        raise ValidationFailed.for_field("model", f"unknown model; choose one of: {known}")
+    return model
+
+
+def _plan(ctx: Context, model: CatalogModel, request: GenerationCreate) -> list[PlannedRoute]:
+    shape = JobShape(
+        duration_seconds=request.duration_seconds,
+        aspect_ratio=request.aspect_ratio,
+        has_image=request.image_url is not None,
+        has_end_image=request.end_image_url is not None,
     )
+    plan = build_plan(ctx.catalog, model.id, shape, ctx.providers)
+    if not plan:
+        raise ValidationFailed.for_field(
+            "model", f"{model.id} is not available: no provider that renders it is configured"
+        )
+    return plan
 
 
-def _check_model_inputs(model: CatalogModel, request: GenerationCreate) -> None:
+def _check_model_inputs(model: CatalogModel, request: GenerationCreate) -> int:
+    """The model's price for the request, once the model is known to render it."""
     for field, input_name, what in _IMAGE_FIELDS:
         if getattr(request, field) is not None and not model.takes(input_name):
             raise ValidationFailed.for_field(field, f"the model {model.id} does not take {what}")
@@ -98,6 +118,11 @@ def _check_model_inputs(model: CatalogModel, request: GenerationCreate) -> None:
         raise ValidationFailed.for_field(
             "aspect_ratio", f"the model {model.id} renders only {ratios}"
         )
+    price = model.price(request.duration_seconds)
+    if price is None:
+        offered = ", ".join(model.credits)
+        raise ValidationFailed.for_field("duration", f"the model {model.id} offers only {offered}")
+    return price
 
 
 def _checked_image(ctx: Context, source: str | None, field: str) -> CheckedImage | None:

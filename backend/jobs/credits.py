@@ -24,11 +24,38 @@ def charge(conn: sa.Connection, *, account_id: str, job_id: str, amount: int) ->
 
 
 def refund(conn: sa.Connection, job: JobRecord) -> bool:
-    """Give the job's credits back unless that already happened; returns whether it did."""
+    """Give back what the job is still billed unless that already happened; returns
+    whether it did."""
     if not jobs_store.mark_refunded(conn, job.id):
         return False
-    accounts_store.add_credits(conn, job.account_id, job.credits_charged)
+    amount = billed(job)
+    accounts_store.add_credits(conn, job.account_id, amount)
     accounts_store.add_ledger_entry(
-        conn, account_id=job.account_id, job_id=job.id, delta=job.credits_charged, reason="refund"
+        conn, account_id=job.account_id, job_id=job.id, delta=amount, reason="refund"
     )
     return True
+
+
+def reprice(conn: sa.Connection, job: JobRecord, route_index: int, price: int) -> int:
+    """Bill the job ``price`` from now on if that is lower, refunding the difference at
+    once; returns the new billed amount. A job is never billed more than it was charged.
+
+    The ledger row's reason names the route (``reprice:2``), so the unique (job, reason)
+    makes each price drop happen once, however often the move is retried."""
+    current = billed(job)
+    if price >= current:
+        return current
+    accounts_store.add_credits(conn, job.account_id, current - price)
+    accounts_store.add_ledger_entry(
+        conn,
+        account_id=job.account_id,
+        job_id=job.id,
+        delta=current - price,
+        reason=f"reprice:{route_index}",
+    )
+    return price
+
+
+def billed(job: JobRecord) -> int:
+    """What the job costs before any refund: the charge, less failover price drops."""
+    return job.credits_charged if job.credits_billed is None else job.credits_billed

@@ -28,15 +28,21 @@ from backend.webhooks.retry import policy_for
 
 COMPLETED = "video.generation.completed"
 FAILED = "video.generation.failed"
+CANCELED = "video.generation.canceled"
 STATUS_CHANGED = "video.generation.status_changed"
+
+_TERMINAL_EVENTS = {
+    JobStatus.COMPLETED: COMPLETED,
+    JobStatus.FAILED: FAILED,
+    JobStatus.CANCELED: CANCELED,
+}
 
 
 def record_terminal(
     conn: sa.Connection, settings: Settings, job: JobRecord
 ) -> list[DeliveryRecord]:
-    """Outbox rows announcing that ``job`` completed or failed."""
-    assert job.status.is_terminal
-    event = COMPLETED if job.status == JobStatus.COMPLETED else FAILED
+    """Outbox rows announcing that ``job`` completed, failed or was canceled."""
+    event = _TERMINAL_EVENTS[job.status]
     return _record(conn, settings, job, event, job.status.value, to_job_url=True)
 
 

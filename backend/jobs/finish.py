@@ -29,19 +29,21 @@ def complete(
     job_id: str,
     *,
     output_url: str,
-    polled_at: datetime | None = None,
-    cost: float | None = None,
+    note: dict[str, Any] | None = None,
+    **stored: Any,
 ) -> JobRecord | None:
-    """Mark the job completed; ``None`` if it had already ended."""
+    """Mark the job completed with its output (``stored``: where genhook keeps the file);
+    ``None`` if it had already ended. Its provider task was closed when it rendered."""
     return _end(
         ctx,
         job_id,
         JobStatus.COMPLETED,
-        polled_at,
+        None,
         task_state=TaskState.SUCCEEDED,
-        cost=cost,
         phase=JobPhase.FINISHING,
+        note=note,
         output_url=output_url,
+        **stored,
     )
 
 
@@ -67,6 +69,18 @@ def fail(
         task_state=task_state,
         cost=cost,
         error={"code": code, "message": message},
+    )
+
+
+def cancel(ctx: Context, job_id: str, *, task_state: TaskState) -> JobRecord | None:
+    """Mark the job canceled by its owner and refund it; ``None`` if it had already ended."""
+    return _end(
+        ctx,
+        job_id,
+        JobStatus.CANCELED,
+        None,
+        task_state=task_state,
+        error={"code": "canceled", "message": "canceled at its owner's request"},
     )
 
 
@@ -99,13 +113,23 @@ def _end(
         if job is None:
             return None
         tasks_store.end_job_tasks(conn, job.id, task_state, job.provider_job_id, cost)
-        if status == JobStatus.FAILED:
+        if status != JobStatus.COMPLETED:
             refund(conn, job)
+            _note_elapsed(conn, job)
             job = jobs_store.get_job(conn, job_id)
             assert job is not None
         deliveries = events.record_terminal(conn, ctx.settings, job)
     _announce(ctx, job, deliveries)
     return job
+
+
+def _note_elapsed(conn: Any, job: JobRecord) -> None:
+    """A failure says how long the job had been running when it gave up."""
+    if job.error is None:
+        return
+    end = job.completed_at or job.updated_at
+    elapsed = round((end - job.created_at).total_seconds(), 3)
+    jobs_store.update_job(conn, job.id, error={**job.error, "elapsed_seconds": elapsed})
 
 
 def _announce(ctx: Context, job: JobRecord, deliveries: list[DeliveryRecord]) -> None:

@@ -9,20 +9,28 @@ duplicates can never fork the chain. Polls are Dramatiq delayed messages; no thr
 from __future__ import annotations
 
 import logging
-import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backend.context import Context
 from backend.errors import ProviderError, ProviderRejected, ProviderTransient
-from backend.jobs import events, finish
+from backend.jobs import events, failover, finish, keep_output
 from backend.jobs.backoff import transient_delay_seconds
+from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
+from backend.jobs.routes import PlannedRoute, plan_of
 from backend.jobs.states import JobStatus
+from backend.jobs.tokens import new_poll_token
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
-from backend.providers.base import RenderState, RenderStatus
+from backend.providers.base import RETRYABLE_RENDER_FAILURES, RenderState, RenderStatus
+from backend.providers.health import RouteHealth
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
+from backend.store.provider_tasks import TaskState
 
 log = logging.getLogger(__name__)
+
+#: The expected render time of a job from before route plans were recorded.
+DEFAULT_TYPICAL_RENDER_SECONDS = 120.0
 
 
 def poll(ctx: Context, job_id: str, poll_token: str) -> None:
@@ -56,11 +64,22 @@ def poll_now(ctx: Context, job_id: str) -> None:
 
 
 def _poll_locked(ctx: Context, job: JobRecord) -> None:
+    if job.provider_output_url is not None:
+        # Rendered: what is left is keeping the file, whatever the deadline says.
+        keep_output.keep(ctx, job)
+        return
     assert job.provider_job_id is not None
+    if job.deadline_at is not None and ctx.now() >= job.deadline_at:
+        _time_out(ctx, job)
+        return
     provider = ctx.providers.get(job.provider)
     if provider is None:
-        finish.fail(
-            ctx, job.id, code="provider_not_configured", message=f"{job.provider} is not enabled"
+        failover.mid_render(
+            ctx,
+            job,
+            code="provider_not_configured",
+            message=f"{job.provider} is not enabled",
+            task_state=TaskState.ABANDONED,
         )
         return
     try:
@@ -68,19 +87,56 @@ def _poll_locked(ctx: Context, job: JobRecord) -> None:
     except ProviderTransient as exc:
         _tolerate(ctx, job, exc)
         return
+    except ProviderRejected as exc:
+        finish.fail(ctx, job.id, code=exc.code, message=exc.message)
+        return
     except ProviderError as exc:
-        # Our account lost access, or the provider refuses to say: the job cannot finish.
-        code = exc.code if isinstance(exc, ProviderRejected) else "provider_unavailable"
-        finish.fail(ctx, job.id, code=code, message=exc.message)
+        # Our account lost access there: the render may go on, but genhook cannot see it.
+        failover.mid_render(
+            ctx,
+            job,
+            code=exc.code,
+            message=exc.message,
+            task_state=TaskState.ABANDONED,
+            cancel_task=True,
+        )
         return
     _apply(ctx, job, status)
+
+
+def _time_out(ctx: Context, job: JobRecord) -> None:
+    """Past its model's maximum wait: fail and refund the job, and stop its render. The
+    sweep does the same for jobs whose poll chain is lost; only one of them wins."""
+    failed = finish.fail(
+        ctx,
+        job.id,
+        code="timeout",
+        message="the job did not finish within its model's maximum wait",
+        task_state=TaskState.ABANDONED,
+    )
+    if failed is not None:
+        failover.cancel_quietly(ctx, failed.provider, failed.provider_job_id)
 
 
 def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     if status.state == RenderState.SUCCEEDED:
         assert status.output_url is not None
-        finish.complete(
-            ctx, job.id, output_url=status.output_url, polled_at=ctx.now(), cost=status.cost
+        _record_render_time(ctx, job)
+        if keep_output.rendered(ctx, job, status.output_url, status.cost) is not None:
+            with ctx.store.begin() as conn:
+                finishing = jobs_store.get_job(conn, job.id)
+            assert finishing is not None
+            keep_output.keep(ctx, finishing)
+    elif status.state == RenderState.FAILED and status.error_code in RETRYABLE_RENDER_FAILURES:
+        RouteHealth(ctx.redis, ctx.settings).record_failure(
+            _route_key(job), status.error_code, ctx.now()
+        )
+        failover.mid_render(
+            ctx,
+            job,
+            code=status.error_code,
+            message=status.error_message or "the provider could not finish the render",
+            task_state=TaskState.FAILED,
         )
     elif status.state == RenderState.FAILED:
         finish.fail(
@@ -92,12 +148,12 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
             cost=status.cost,
         )
     elif status.state == RenderState.CANCELED:
-        finish.fail(
+        failover.mid_render(
             ctx,
-            job.id,
+            job,
             code="provider_canceled",
             message="the provider canceled the render",
-            polled_at=ctx.now(),
+            task_state=TaskState.CANCELED,
         )
     else:
         _record_progress(ctx, job, status)
@@ -105,7 +161,7 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
 
 def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     now = ctx.now()
-    interval = poll_interval_seconds(ctx, job.provider)
+    pace = _pace(ctx, job, status, now)
     token = new_poll_token()
     with ctx.store.begin() as conn:
         updated = jobs_store.transition(
@@ -113,13 +169,13 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
             job.id,
             JobStatus.PROCESSING,
             phase=status.phase,
-            eta_seconds=_eta_seconds(job, status, now),
+            eta_seconds=pace.eta_seconds,
             progress=status.progress,
             queue_position=status.queue_position,
             last_polled_at=now,
             poll_failures=0,
             poll_token=token,
-            next_poll_at=now + timedelta(seconds=interval),
+            next_poll_at=now + timedelta(seconds=pace.next_poll_seconds),
         )
         if updated is None:
             return
@@ -132,34 +188,70 @@ def _record_progress(ctx: Context, job: JobRecord, status: RenderStatus) -> None
         log.info("job %s is %s", job.id, updated.phase.value)
     ctx.cache.put(updated, now)
     events.announce(ctx, deliveries)
-    ctx.queue.poll_job(job.id, token, delay_seconds=interval)
+    ctx.queue.poll_job(job.id, token, delay_seconds=pace.next_poll_seconds)
 
 
-def _eta_seconds(job: JobRecord, status: RenderStatus, now: datetime) -> float | None:
-    """The provider's estimate, or one from its progress number: the time the task has
-    taken so far, scaled to what is left. None leaves the catalog's typical time."""
-    if status.eta_seconds is not None:
-        return status.eta_seconds
-    progress = status.progress
-    if progress is None or not 0 < progress < 100 or job.submitted_at is None:
-        return None
-    taken = (now - job.submitted_at).total_seconds()
-    return taken * (100 - progress) / progress
+@dataclass(frozen=True)
+class Pace:
+    eta_seconds: float
+    next_poll_seconds: float
+
+
+def _pace(ctx: Context, job: JobRecord, status: RenderStatus, now: datetime) -> Pace:
+    """The ETA, from this route's history of real render times refined by the provider's
+    progress, and when to ask again: rarely while the render is far from done, at the
+    route's shortest interval near its expected end."""
+    hop = _hop(job)
+    typical = hop.typical_render_seconds if hop else DEFAULT_TYPICAL_RENDER_SECONDS
+    model = job.rendered_model or job.model
+    expected = ctx.history.expected_seconds(model, _route_key(job), typical)
+    elapsed = (now - (job.submitted_at or job.created_at)).total_seconds()
+    eta = estimate_eta_seconds(
+        expected_total=expected,
+        elapsed=elapsed,
+        progress=status.progress,
+        provider_eta=status.eta_seconds,
+    )
+    shortest = min_poll_interval_seconds(ctx, job)
+    delay = next_poll_delay_seconds(
+        expected_total=expected,
+        elapsed=elapsed,
+        eta=eta,
+        min_interval=shortest,
+        max_interval=max(shortest, poll_interval_seconds(ctx, job.provider)),
+    )
+    return Pace(eta_seconds=eta, next_poll_seconds=delay)
+
+
+def _record_render_time(ctx: Context, job: JobRecord) -> None:
+    """The render ended between the last poll that saw it running and this one: count the
+    middle of that gap, so a slow poll pace does not teach the history slow renders."""
+    if job.submitted_at is None:
+        return
+    now = ctx.now()
+    seen_running = job.last_polled_at
+    if seen_running is None or seen_running < job.submitted_at:
+        seen_running = job.submitted_at
+    ended = seen_running + (now - seen_running) / 2
+    seconds = (ended - job.submitted_at).total_seconds()
+    ctx.history.record(job.rendered_model or job.model, _route_key(job), seconds)
 
 
 def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
     """Ride out a provider hiccup with backoff; give up after too many in a row."""
     failures = job.poll_failures + 1
     if failures > ctx.settings.poll_max_transient_failures:
-        finish.fail(
+        failover.mid_render(
             ctx,
-            job.id,
+            job,
             code="provider_unavailable",
             message=f"status polling failed {failures} times in a row; last: {exc.message}",
+            task_state=TaskState.ABANDONED,
+            cancel_task=True,
         )
         return
     now = ctx.now()
-    delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, failures, exc)
+    delay = transient_delay_seconds(min_poll_interval_seconds(ctx, job), failures, exc)
     token = new_poll_token()
     with ctx.store.begin() as conn:
         jobs_store.update_job(
@@ -175,12 +267,27 @@ def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
 
 
 def poll_interval_seconds(ctx: Context, provider_name: str) -> float:
-    """The regular interval, or the slower backstop when the provider will call back."""
+    """The longest wait between two polls: the callback backstop when the provider will
+    call back, else ``GENHOOK_POLL_MAX_INTERVAL_SECONDS``."""
     provider = ctx.providers.get(provider_name)
     if ctx.settings.public_base_url and provider is not None and provider.supports_callbacks:
         return ctx.settings.provider_callback_poll_seconds
+    return ctx.settings.poll_max_interval_seconds
+
+
+def min_poll_interval_seconds(ctx: Context, job: JobRecord) -> float:
+    """The shortest wait between two polls of the job's route: the route's own (Runway
+    asks for 5 s) or ``GENHOOK_POLL_INTERVAL_SECONDS``."""
+    hop = _hop(job)
+    if hop is not None and hop.poll_interval_seconds is not None:
+        return hop.poll_interval_seconds
     return ctx.settings.poll_interval_seconds
 
 
-def new_poll_token() -> str:
-    return secrets.token_hex(8)
+def _hop(job: JobRecord) -> PlannedRoute | None:
+    plan = plan_of(job.route_plan)
+    return plan[job.route_index] if job.route_index < len(plan) else None
+
+
+def _route_key(job: JobRecord) -> str:
+    return f"{job.provider}/{job.provider_model or job.model}"

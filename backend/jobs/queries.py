@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from backend.context import Context
-from backend.jobs.view import to_generation
 from backend.schemas.generations import Generation, GenerationList, GenerationListQuery
 from backend.store import jobs as jobs_store
 
@@ -19,7 +18,7 @@ def find_generation(ctx: Context, account_id: str, job_id: str) -> Generation | 
     if job is None:
         return None
     ctx.cache.put(job, now)
-    return to_generation(job, now)
+    return ctx.cache.generation(job, now)
 
 
 def list_generations(ctx: Context, account_id: str, query: GenerationListQuery) -> GenerationList:
@@ -32,7 +31,7 @@ def list_generations(ctx: Context, account_id: str, query: GenerationListQuery) 
     page, has_more = rows[: query.limit], len(rows) > query.limit
     now = ctx.now()
     return GenerationList(
-        data=[to_generation(job, now) for job in page],
+        data=[ctx.cache.generation(job, now) for job in page],
         has_more=has_more,
         next_cursor=jobs_store.encode_cursor(page[-1]) if has_more else None,
     )

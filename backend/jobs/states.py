@@ -1,8 +1,12 @@
 """A job's states and phases, and the one rule that says which transitions are legal.
 
+       ┌──failover (mid-render)──┐
+       ▼                         │
     pending ──submit──▶ processing ──▶ completed
+       │ ▲                  │
+       └─┴─failover         ├───────▶ failed     (refunded once)
        │                    │
-       └────────────────────┴───────▶ failed
+       └────────────────────┴───────▶ canceled   (refunded once)
 
 ``status`` is the coarse, client-facing state; ``phase`` tells where the render is.
 """
@@ -17,13 +21,14 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"  # submitted to a provider, rendering
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELED = "canceled"  # stopped by its owner
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
 class JobPhase(StrEnum):
@@ -43,11 +48,23 @@ PHASE_ORDER = list(JobPhase)
 
 #: status -> statuses it may move to. A repeated status (processing -> processing)
 #: is how phase changes are recorded.
+#: Back to pending is a failover: the job waits for submission on its next route.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.PROCESSING, JobStatus.COMPLETED, JobStatus.FAILED}),
+    JobStatus.PENDING: frozenset(
+        {JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}
+    ),
+    JobStatus.PROCESSING: frozenset(
+        {
+            JobStatus.PENDING,
+            JobStatus.PROCESSING,
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELED,
+        }
+    ),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
 }
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
+from dataclasses import dataclass
 
 from backend.context import Context
 from backend.errors import (
@@ -22,12 +24,13 @@ from backend.errors import (
     ProviderTransient,
 )
 from backend.images.handoff import image_inputs
-from backend.jobs import finish
+from backend.jobs import failover, finish
 from backend.jobs.backoff import transient_delay_seconds
-from backend.jobs.poll import new_poll_token
 from backend.jobs.states import JobStatus
+from backend.jobs.tokens import new_poll_token
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
 from backend.providers.base import Provider, RenderRequest
+from backend.providers.health import RouteHealth
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.jobs import JobRecord
@@ -39,6 +42,14 @@ log = logging.getLogger(__name__)
 CALLBACK_PATH = "/v1/provider-callbacks/{provider}/{token}"
 
 
+@dataclass(frozen=True)
+class Next:
+    """What the job needs once the lock is released: its first poll, or another submit."""
+
+    poll_token: str | None = None
+    submit_delay_seconds: float | None = None
+
+
 def submit(ctx: Context, job_id: str) -> None:
     """Submit once. Safe to run twice for one job: only one run can move the job out of
     ``pending``, and a lost answer is resolved by looking the task up, not by guessing."""
@@ -46,15 +57,18 @@ def submit(ctx: Context, job_id: str) -> None:
         if not mine:
             ctx.queue.submit_job(job_id, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
             return
-        poll_token = _submit_locked(ctx, job_id)
-    if poll_token is not None:
-        # Only now that the lock is free can the first poll take it. Polling at once makes
-        # phase and ETA come from the provider from the start.
-        ctx.queue.poll_job(job_id, poll_token, delay_seconds=0)
+        after = _submit_locked(ctx, job_id)
+    # Only now that the lock is free can the next step take it.
+    if after is None:
+        return
+    if after.poll_token is not None:
+        # Polling at once makes phase and ETA come from the provider from the start.
+        ctx.queue.poll_job(job_id, after.poll_token, delay_seconds=0)
+    elif after.submit_delay_seconds is not None:
+        ctx.queue.submit_job(job_id, delay_seconds=after.submit_delay_seconds)
 
 
-def _submit_locked(ctx: Context, job_id: str) -> str | None:
-    """Submit; returns the poll token of the new poll chain if the job is now processing."""
+def _submit_locked(ctx: Context, job_id: str) -> Next | None:
     with ctx.store.begin() as conn:
         job = jobs_store.get_job(conn, job_id)
         earlier = tasks_store.tasks_of_job(conn, job_id) if job else []
@@ -62,24 +76,28 @@ def _submit_locked(ctx: Context, job_id: str) -> str | None:
         return None
     provider = ctx.providers.get(job.provider)
     if provider is None:
-        finish.fail(
-            ctx, job_id, code="provider_not_configured", message=f"{job.provider} is not enabled"
-        )
-        return None
-    uncertain = _uncertain_row(earlier)
+        return _fail_over(ctx, job, "provider_not_configured", f"{job.provider} is not enabled")
+    uncertain = _uncertain_row([t for t in earlier if (t.route_index or 0) == job.route_index])
     if uncertain is not None and provider.supports_find_task:
         try:
             found = provider.find_task(job.id)
+        except ProviderRejected as exc:
+            return _handle_error(ctx, job, None, exc)
         except ProviderError as exc:
-            _handle_error(ctx, job, None, exc)
-            return None
+            return _retry_same_route(ctx, job, exc)
         if found is not None:
             log.info("job %s: the task of a lost answer was found: %s", job_id, found)
             return _start_polling(ctx, job, uncertain, found)
+    elif uncertain is None:
+        # A fresh route: pass over it while its circuit breaker is open.
+        choice = failover.choose_route(ctx, job, job.route_index, price_cap=None)
+        if choice is not None and choice.index != job.route_index:
+            moved = failover.move(ctx, job, choice, reason="cooling_down", task_state=None)
+            return None if moved is None else Next(submit_delay_seconds=0)
     return _create_task(ctx, job, provider)
 
 
-def _create_task(ctx: Context, job: JobRecord, provider: Provider) -> str | None:
+def _create_task(ctx: Context, job: JobRecord, provider: Provider) -> Next | None:
     callback_url, token_hash = _callback_url(ctx, job.provider)
     with ctx.store.begin() as conn:
         row_id = tasks_store.start_task(
@@ -88,6 +106,7 @@ def _create_task(ctx: Context, job: JobRecord, provider: Provider) -> str | None
             provider=job.provider,
             provider_model=job.provider_model or job.model,
             callback_token_hash=token_hash,
+            route_index=job.route_index,
         )
         image, end_image = image_inputs(ctx.settings, conn, job, ctx.now())
     request = RenderRequest(
@@ -100,11 +119,16 @@ def _create_task(ctx: Context, job: JobRecord, provider: Provider) -> str | None
         end_image=end_image,
         callback_url=callback_url if provider.supports_callbacks else None,
     )
+    route_key = f"{job.provider}/{request.model}"
+    health = RouteHealth(ctx.redis, ctx.settings)
+    started = time.monotonic()
     try:
         task_id = provider.submit(request)
     except ProviderError as exc:
-        _handle_error(ctx, job, row_id, exc)
-        return None
+        if not isinstance(exc, ProviderRejected):
+            health.record_failure(route_key, exc.code, ctx.now(), time.monotonic() - started)
+        return _handle_error(ctx, job, row_id, exc)
+    health.record_success(route_key, time.monotonic() - started, ctx.now())
     return _start_polling(ctx, job, row_id, task_id)
 
 
@@ -125,7 +149,7 @@ def _uncertain_row(earlier: list[tasks_store.ProviderTaskRecord]) -> int | None:
     return uncertain[-1].id if uncertain else None
 
 
-def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: str) -> str | None:
+def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: str) -> Next | None:
     """Record the provider's task and open the job's poll chain."""
     now = ctx.now()
     token = new_poll_token()
@@ -136,6 +160,7 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
             conn,
             job.id,
             JobStatus.PROCESSING,
+            note={"route_index": job.route_index, "model": job.rendered_model or job.model},
             provider_job_id=task_id,
             submitted_at=now,
             poll_token=token,
@@ -143,41 +168,79 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
             next_poll_at=now,
         )
     if updated is None:
+        # Canceled (or expired) while the create call was out: stop the new render.
+        with ctx.store.begin() as conn:
+            if row_id is not None:
+                tasks_store.update_task(conn, row_id, TaskState.ABANDONED, task_id=task_id)
+        failover.cancel_quietly(ctx, job.provider, task_id)
         return None
     log.info("job %s submitted to %s as %s", job.id, job.provider, task_id)
     ctx.cache.put(updated, now)
-    return token
+    return Next(poll_token=token)
 
 
-def _handle_error(ctx: Context, job: JobRecord, row_id: int | None, exc: ProviderError) -> None:
-    """Transient and unknown outcomes are retried with backoff; the rest end the job.
-
-    Failing over to another route instead is the routing step's job (a later issue)."""
+def _handle_error(
+    ctx: Context, job: JobRecord, row_id: int | None, exc: ProviderError
+) -> Next | None:
+    """A refusal for the request's own reasons fails the job; a lost answer is retried on
+    the same route (it may have created a task there); anything else is the provider's
+    trouble and moves the job to its next route."""
     unknown = isinstance(exc, ProviderOutcomeUnknown)
     if row_id is not None:
         state = TaskState.UNKNOWN if unknown else TaskState.REFUSED
         with ctx.store.begin() as conn:
             tasks_store.update_task(conn, row_id, state, error=str(exc))
-    if isinstance(exc, ProviderTransient | ProviderOutcomeUnknown):
-        _retry_later(ctx, job.id, job.poll_failures + 1, exc)
-        return
-    code = exc.code if isinstance(exc, ProviderRejected) else "provider_unavailable"
-    finish.fail(ctx, job.id, code=code, message=exc.message)
+    if isinstance(exc, ProviderRejected):
+        finish.fail(ctx, job.id, code=exc.code, message=exc.message)
+        return None
+    if unknown:
+        return _retry_same_route(ctx, job, exc)
+    return _fail_over(ctx, job, exc.code, exc.message, exc)
 
 
-def _retry_later(ctx: Context, job_id: str, failures: int, exc: ProviderError) -> None:
-    limit = ctx.settings.poll_max_transient_failures
-    if failures > limit:
+def _retry_same_route(ctx: Context, job: JobRecord, exc: ProviderError) -> Next | None:
+    """An unknown outcome is resolved on its own route before any failover: retried (and
+    looked up, where the provider can) until the transient-failure limit, then left."""
+    failures = job.poll_failures + 1
+    if failures > ctx.settings.poll_max_transient_failures:
+        return _fail_over(ctx, job, "no_answer", exc.message, task_state=TaskState.ABANDONED)
+    delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, failures)
+    with ctx.store.begin() as conn:
+        jobs_store.update_job(conn, job.id, poll_failures=failures, updated_at=ctx.now())
+    log.warning("job %s: submission failed (%s); retry %d in %.1fs", job.id, exc, failures, delay)
+    return Next(submit_delay_seconds=delay)
+
+
+def _fail_over(
+    ctx: Context,
+    job: JobRecord,
+    reason: str,
+    message: str,
+    exc: ProviderError | None = None,
+    *,
+    task_state: TaskState | None = None,
+) -> Next | None:
+    """On to the next route; when the plan is used up, start it again after a backoff,
+    a limited number of rounds, then fail (and refund)."""
+    choice = failover.choose_route(ctx, job, job.route_index + 1, price_cap=None)
+    if choice is not None:
+        moved = failover.move(ctx, job, choice, reason=reason, task_state=task_state)
+        return None if moved is None else Next(submit_delay_seconds=0)
+    rounds = failover.rounds_used(job) + 1
+    restart = failover.choose_route(ctx, job, 0, price_cap=None)
+    if restart is None or rounds > ctx.settings.poll_max_transient_failures:
         finish.fail(
             ctx,
-            job_id,
-            code="provider_unavailable",
-            message=f"submission failed {failures} times in a row; last: {exc.message}",
+            job.id,
+            code="no_route_available",
+            message=f"every route failed {rounds} time(s); last: {reason}: {message}",
+            task_state=task_state or TaskState.FAILED,
         )
-        return
+        return None
+    moved = failover.move(ctx, job, restart, reason="plan_exhausted", task_state=task_state)
+    if moved is None:
+        return None
     transient = exc if isinstance(exc, ProviderTransient) else None
-    delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, failures, transient)
-    with ctx.store.begin() as conn:
-        jobs_store.update_job(conn, job_id, poll_failures=failures, updated_at=ctx.now())
-    log.warning("job %s: submission failed (%s); retry %d in %.1fs", job_id, exc, failures, delay)
-    ctx.queue.submit_job(job_id, delay_seconds=delay)
+    delay = transient_delay_seconds(ctx.settings.poll_interval_seconds, rounds, transient)
+    log.warning("job %s: every route failed; round %d in %.1fs", job.id, rounds + 1, delay)
+    return Next(submit_delay_seconds=delay)

@@ -1,4 +1,4 @@
-"""Step 5: the recovery sweeps that make "nothing lost" true.
+"""Step 5: the recovery sweeps that make "nothing lost" true (and retention's deletes).
 
 Messages live in Redis and Redis may lose them (a restart, a crash between a commit and an
 enqueue). The database knows what every job is waiting for, so a periodic sweep finds
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backend.context import Context
-from backend.errors import ProviderError
-from backend.jobs import finish
-from backend.jobs.poll import new_poll_token
+from backend.jobs import failover, finish
+from backend.jobs.tokens import new_poll_token
+from backend.storage.retention import delete_expired_outputs
 from backend.store import deliveries as deliveries_store
 from backend.store import jobs as jobs_store
 from backend.store.provider_tasks import TaskState
@@ -29,6 +29,7 @@ class SweepReport:
     repolled: int
     expired: int
     redelivered: int
+    outputs_deleted: int = 0
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
@@ -37,6 +38,7 @@ def run_sweeps(ctx: Context) -> SweepReport:
         resubmitted=resubmit_stalled(ctx),
         repolled=repoll_stalled(ctx),
         redelivered=redeliver_stalled(ctx),
+        outputs_deleted=delete_expired_outputs(ctx, ctx.now()),
     )
     if any(vars(report).values()):
         log.info("sweep: %s", report)
@@ -44,31 +46,25 @@ def run_sweeps(ctx: Context) -> SweepReport:
 
 
 def expire_overdue(ctx: Context) -> int:
-    """Fail (and refund) jobs that outlived the maximum wait."""
-    timeout = ctx.settings.job_timeout_seconds
+    """Fail (and refund) jobs that outlived their model's maximum wait, and stop their
+    renders where the provider allows."""
+    now = ctx.now()
+    default_cutoff = now - timedelta(seconds=ctx.settings.job_timeout_seconds)
     with ctx.store.begin() as conn:
-        ids = jobs_store.overdue_jobs(conn, ctx.now() - timedelta(seconds=timeout))
+        ids = jobs_store.overdue_jobs(conn, now, default_cutoff)
     expired = 0
     for job_id in ids:
-        message = f"the job did not finish within {timeout:g} seconds"
         failed = finish.fail(
-            ctx, job_id, code="timeout", message=message, task_state=TaskState.ABANDONED
+            ctx,
+            job_id,
+            code="timeout",
+            message="the job did not finish within its model's maximum wait",
+            task_state=TaskState.ABANDONED,
         )
         if failed is not None:
             expired += 1
-            _cancel_abandoned(ctx, failed.provider, failed.provider_job_id)
+            failover.cancel_quietly(ctx, failed.provider, failed.provider_job_id)
     return expired
-
-
-def _cancel_abandoned(ctx: Context, provider_name: str, task_id: str | None) -> None:
-    """Best effort: stop paying for a render nobody waits for any more."""
-    provider = ctx.providers.get(provider_name)
-    if task_id is None or provider is None or not provider.supports_cancel:
-        return
-    try:
-        provider.cancel(task_id)
-    except ProviderError as exc:
-        log.warning("sweep: could not cancel abandoned %s task %s: %s", provider_name, task_id, exc)
 
 
 def resubmit_stalled(ctx: Context) -> int:

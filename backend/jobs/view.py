@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from backend.catalog import MODELS
 from backend.schemas.generations import Generation, GenerationError, WebhookPayload
 from backend.store.jobs import JobRecord
 
@@ -26,8 +25,10 @@ def to_generation(job: JobRecord, now: datetime) -> Generation:
         duration=_DURATION_LABELS[job.duration_seconds],  # type: ignore[arg-type]
         aspect_ratio=job.aspect_ratio,  # type: ignore[arg-type]
         credits=job.credits_charged,
+        credits_billed=credits_billed(job),
         refunded=job.refunded_at is not None,
         failover_used=job.failover_used,
+        rendered_model=job.rendered_model or job.model,
         webhook_url=job.webhook_url,
         metadata=job.metadata,
         image_id=job.image_id,
@@ -59,8 +60,7 @@ def with_live_fields(generation: Generation, now: datetime) -> Generation:
         since = generation.last_polled_at or generation.updated_at
         eta = max(0.0, generation.eta_seconds - (now - since).total_seconds())
     else:
-        typical = MODELS[generation.model].typical_render_seconds
-        eta = max(0.0, typical - elapsed)
+        eta = None
     return generation.model_copy(
         update={"elapsed_seconds": round(elapsed, 3), "eta_seconds": _round(eta)}
     )
@@ -82,7 +82,11 @@ def to_webhook_payload(job: JobRecord, event: str) -> WebhookPayload:
         prompt=job.prompt,
         output_url=job.output_url,
         credits=job.credits_charged,
+        credits_billed=credits_billed(job),
         failover_used=job.failover_used,
+        rendered_model=job.rendered_model or job.model,
+        progress=None if job.progress is None else round(job.progress, 1),
+        eta_seconds=None if job.eta_seconds is None else round(job.eta_seconds, 1),
         metadata=job.metadata,
         created_at=job.created_at,
         completed_at=job.completed_at,
@@ -90,3 +94,10 @@ def to_webhook_payload(job: JobRecord, event: str) -> WebhookPayload:
         error=GenerationError(**job.error) if job.error else None,
         status_chain=job.status_chain,  # type: ignore[arg-type]
     )
+
+
+def credits_billed(job: JobRecord) -> int:
+    """What the job costs the account in the end (mirrors its ledger rows)."""
+    if job.refunded_at is not None:
+        return 0
+    return job.credits_charged if job.credits_billed is None else job.credits_billed

@@ -73,6 +73,13 @@ class RenderState(StrEnum):
         return self in (RenderState.SUCCEEDED, RenderState.FAILED, RenderState.CANCELED)
 
 
+#: Failure codes of a render that died of the provider's trouble, not the request's: the
+#: job fails over to its next route instead of failing (``backend/jobs/failover.py``).
+RENDER_CAPACITY = "capacity"
+RENDER_TRANSIENT = "provider_transient"
+RETRYABLE_RENDER_FAILURES = frozenset({RENDER_CAPACITY, RENDER_TRANSIENT})
+
+
 @dataclass(frozen=True)
 class RenderStatus:
     state: RenderState
@@ -83,6 +90,9 @@ class RenderStatus:
     #: Place in the provider's queue, 0 = next (fal).
     queue_position: int | None = None
     output_url: str | None = None
+    #: For a FAILED render: ``RENDER_CAPACITY`` or ``RENDER_TRANSIENT`` when the provider's
+    #: own trouble killed it (another route may render it), ``content_policy`` or
+    #: ``invalid_request`` when the request itself was refused, else ``provider_failed``.
     error_code: str | None = None
     error_message: str | None = None
     #: What the task cost the operator, in the provider's own units, where it says
@@ -144,6 +154,12 @@ class Provider(Protocol):
 
         Raises :class:`CallbackRejected` for a forged, stale or unreadable one.
         """
+        ...
+
+    def output_headers(self, url: str) -> dict[str, str]:
+        """Headers genhook needs to download a finished video from ``url`` (Veo's files
+        need the API key); sent only to the provider's own host, never after a redirect
+        elsewhere."""
         ...
 
     def health(self) -> None:
@@ -219,3 +235,6 @@ class BaseAdapter:
 
     def callback(self, headers: Mapping[str, str], raw_body: bytes) -> CallbackHint:
         raise CallbackRejected(f"{self.name} sends no callbacks")
+
+    def output_headers(self, url: str) -> dict[str, str]:
+        return {}

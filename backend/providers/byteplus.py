@@ -20,9 +20,17 @@ docs.byteplus.com/docs/ModelArk/1299023 [C]):
   doc; vercel/ai ``packages/bytedance`` sends data URLs too), so images never need a
   public address.
 - Statuses are ``queued → running → succeeded | failed | cancelled | expired``; there is
-  no progress number. ``expired`` (the task outlived ``execution_expires_after``) is a
-  failure with code ``expired``; output moderation fails a task with ``error.code``
-  ``OutputVideoSensitiveContentDetected[.…]``.
+  no progress number. ``expired`` (the task outlived ``execution_expires_after``, waiting
+  in the queue, typically on the flex tier [3P]) is ``RENDER_CAPACITY``.
+- A ``failed`` task's ``error.code`` is read by :func:`_failure_code_of`: output
+  moderation (``OutputVideoSensitiveContentDetected[.…]`` [3P: production code], any
+  ``…SensitiveContentDetected``) is ``content_policy``; the parameter codes
+  ``invalid_request``; the Common Error Codes page's overload codes (``ServerOverloaded``,
+  ``ModelLoadingError``, ``InflightBatchsizeExceeded``, ``InvalidEndpoint.ClosedEndpoint``)
+  are ``RENDER_CAPACITY`` and its ``InternalServiceError`` ``RENDER_TRANSIENT`` [C: the
+  codes and their meaning; I: that a failed task carries them, which only moderation is
+  seen doing], as is ``ServiceUnavailable`` [I: the 503 code]; anything else is
+  ``provider_failed``.
 - ``DELETE`` cancels a *queued* task (it becomes ``cancelled``), cannot stop a running
   one, and **deletes the record** of a finished one; so cancel looks first and only
   deletes what is still queued.
@@ -50,6 +58,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     ImageInput,
@@ -102,6 +112,8 @@ _INVALID_PREFIXES = (
 )
 #: Input*, Output* and bare SensitiveContentDetected[.…] are all moderation.
 _MODERATION_MARK = "SensitiveContentDetected"
+#: A failed task's codes for Ark's own trouble (module docstring); overload is _CAPACITY.
+_RENDER_TRANSIENT_CODES = {"InternalServiceError", "ServiceUnavailable"}
 
 
 def build(settings: Settings, client: httpx.Client) -> BytePlusAdapter | None:
@@ -206,12 +218,25 @@ def _status_of(task: Mapping[str, Any]) -> RenderStatus:
         error = task.get("error") or {}
         code = str(error.get("code") or "")
         message = f"{code or 'failed'}: {error.get('message') or 'Seedance reported a failure'}"
-        return _failed("content_policy" if _MODERATION_MARK in code else "provider_failed", message)
+        return _failed(_failure_code_of(code), message)
     if status == "expired":
-        return _failed("expired", "the task outlived its execution_expires_after")
+        return _failed(RENDER_CAPACITY, "expired: the task outlived its execution_expires_after")
     if status == "cancelled":
         return RenderStatus(RenderState.CANCELED, JobPhase.QUEUED)
     raise ProviderTransient("provider_bad_answer", f"unknown Seedance task status {status!r}")
+
+
+def _failure_code_of(code: str) -> str:
+    """genhook's error code for a failed task's ``error.code`` (module docstring)."""
+    if _MODERATION_MARK in code:
+        return "content_policy"
+    if code in _CAPACITY:
+        return RENDER_CAPACITY
+    if code in _RENDER_TRANSIENT_CODES:
+        return RENDER_TRANSIENT
+    if code.startswith(_INVALID_PREFIXES):
+        return "invalid_request"
+    return "provider_failed"
 
 
 def _failed(code: str, message: str) -> RenderStatus:

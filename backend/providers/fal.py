@@ -19,6 +19,20 @@ Quirks handled:
   ``runner_*``, 504 ``request_timeout`` (docs "Request Error Types"). An exhausted balance
   is 403 ``User is locked. Reason: Exhausted balance…`` (fal-ai/fal issues #1112, #1147); a
   refused key is 401 ``No user found for Key ID and Secret`` (fal-ai/fal #1068).
+- A failed request is classified by :func:`_failure_code_of`: its result's model error
+  typed ``content_policy_violation`` is ``content_policy``, any other 4xx model error
+  ``invalid_request`` [C: docs "Model Errors"]; the ``error_type`` the status reports
+  (the SDK reads ``error``/``error_type`` off a ``COMPLETED`` status [C: client.py];
+  that they carry the request error types is [I]) decides fal's own trouble [C: the
+  types and their meanings, docs "Request Error Types"; I: the split]:
+  ``runner_scheduling_failure`` (no runner could be allocated) and ``startup_timeout``
+  are ``RENDER_CAPACITY``; ``request_timeout``, ``runner_connection_timeout``,
+  ``runner_disconnected``, ``runner_connection_refused``, ``runner_connection_error``,
+  ``runner_incomplete_response``, ``runner_server_error`` and ``internal_error`` are
+  ``RENDER_TRANSIENT``, as is a model error answered with ``X-Fal-Retryable: true``
+  ("retrying the exact same request might succeed" [C: docs "Model Errors"]). By the
+  time a queued request shows one of these, fal's queue has already retried it up to
+  10 times (docs "Retries"). Any other failure is ``provider_failed``.
 - Webhooks come once, at the end, ED25519-signed (:class:`_WebhookKeys`).
 - There is no idempotency key (none in fal_client): a lost submit cannot be looked up.
 """
@@ -49,6 +63,8 @@ from backend.errors import (
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
     HANDLE_SEPARATOR,
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     CallbackRejected,
@@ -71,6 +87,22 @@ CANCELLED_HTTP_STATUS = 499
 WEBHOOK_TOLERANCE_SECONDS = 300
 JWKS_CACHE_SECONDS = 24 * 3600
 JWKS_REFETCH_GAP_SECONDS = 60
+#: A failed request's ``error_type`` that is fal's own trouble (module docstring).
+_CAPACITY_ERROR_TYPES = frozenset({"runner_scheduling_failure", "startup_timeout"})
+_TRANSIENT_ERROR_TYPES = frozenset(
+    {
+        "request_timeout",
+        "runner_connection_timeout",
+        "runner_disconnected",
+        "runner_connection_refused",
+        "runner_connection_error",
+        "runner_incomplete_response",
+        "runner_server_error",
+        "internal_error",
+    }
+)
+#: The code :func:`_classify` gives a 5xx model error fal marks ``X-Fal-Retryable: true``.
+RETRYABLE_MODEL_ERROR = "provider_retryable"
 #: Health probe: the status of a request that cannot exist, under the catalog's app.
 HEALTH_APP = "fal-ai/kling-video"
 HEALTH_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
@@ -123,7 +155,7 @@ class FalAdapter(BaseAdapter):
         if state == "IN_PROGRESS":
             return RenderStatus(RenderState.RUNNING, JobPhase.RENDERING)
         if state == "COMPLETED":
-            return self._completed(path, failed=bool(status.get("error")))
+            return self._completed(path, status)
         raise ProviderTransient("provider_bad_answer", f"unknown fal status {state!r}")
 
     def cancel(self, task_id: str) -> bool:
@@ -175,16 +207,15 @@ class FalAdapter(BaseAdapter):
             if exc.status != 404:
                 raise
 
-    def _completed(self, path: str, *, failed: bool) -> RenderStatus:
+    def _completed(self, path: str, status: Mapping[str, Any]) -> RenderStatus:
         """A finished request: its result says whether it made a video."""
         try:
             result = self._http.json("GET", path)
         except ProviderError as exc:
             if exc.status == CANCELLED_HTTP_STATUS:
                 return RenderStatus(RenderState.CANCELED, JobPhase.RENDERING)
-            if _is_the_requests_own_failure(exc, failed=failed):
-                slug = exc.code if exc.code in ("content_policy", "invalid_request") else None
-                return _failed(slug or "provider_failed", exc.message)
+            if _is_the_requests_own_failure(exc, failed=bool(status.get("error"))):
+                return _failed(_failure_code_of(exc, status.get("error_type")), exc.message)
             raise
         video = result.get("video") if isinstance(result, dict) else None
         url = video.get("url") if isinstance(video, dict) else None
@@ -200,6 +231,18 @@ def _is_the_requests_own_failure(exc: ProviderError, *, failed: bool) -> bool:
         return True
     is_http_error = isinstance(exc, ProviderTransient) and exc.status is not None
     return failed and is_http_error and not isinstance(exc, ProviderRateLimited)
+
+
+def _failure_code_of(exc: ProviderError, error_type: Any) -> str:
+    """genhook's error code for a failed request (module docstring says which are sure)."""
+    if exc.code in ("content_policy", "invalid_request"):
+        return exc.code
+    kind = error_type if isinstance(error_type, str) else ""
+    if kind in _CAPACITY_ERROR_TYPES:
+        return RENDER_CAPACITY
+    if kind in _TRANSIENT_ERROR_TYPES or exc.code == RETRYABLE_MODEL_ERROR:
+        return RENDER_TRANSIENT
+    return "provider_failed"
 
 
 def _endpoint(request: RenderRequest) -> str:
@@ -283,9 +326,9 @@ def _classify(response: httpx.Response) -> ProviderError:
     if status == 503 or error_type.startswith("runner_"):
         return ProviderCapacity("capacity", message, status=status, retry_after_seconds=retry_after)
     if status >= 500:
-        return ProviderTransient(
-            "provider_error", message, status=status, retry_after_seconds=retry_after
-        )
+        retryable = response.headers.get("x-fal-retryable", "").lower() == "true"
+        slug = RETRYABLE_MODEL_ERROR if retryable else "provider_error"
+        return ProviderTransient(slug, message, status=status, retry_after_seconds=retry_after)
     if status in (400, 422) or items:
         return ProviderRejected("invalid_request", message, status=status)
     if status == 404:

@@ -18,6 +18,16 @@ Quirks handled:
 - The operation only says ``done``: no queue position, no progress, so a running one is
   ``RENDERING``. Done with ``error`` (a ``google.rpc.Status``, gRPC code) is a failure, and
   so is done with no sample but ``raiMediaFilteredReasons`` (Responsible AI filtering).
+- A failed operation is classified by :func:`_operation_failed`: a message that speaks of
+  safety is ``content_policy`` [I: no list is published]; then the ``error.code``, a
+  ``google.rpc.Code`` [C: the Status fields in python-genai, the code meanings in
+  google/rpc/code.proto; 3P: a Veo operation failing ``{"code": 13, …}``]:
+  ``INVALID_ARGUMENT``, ``NOT_FOUND``, ``FAILED_PRECONDITION``, ``OUT_OF_RANGE`` are
+  ``invalid_request``; ``RESOURCE_EXHAUSTED`` (8) ``RENDER_CAPACITY``; ``INTERNAL`` (13),
+  ``UNAVAILABLE`` (14, "most likely a transient condition" per code.proto),
+  ``DEADLINE_EXCEEDED`` (4) and ``ABORTED`` (10) ``RENDER_TRANSIENT``; ``UNKNOWN`` (2) and
+  the rest ``provider_failed``. Which of these Veo really ends a render with is [I]. A
+  ``status`` name is read when the ``code`` is missing.
 - The video URI (``…/v1beta/files/<id>:download?alt=media``) needs the API key to download;
   it is handed on as given, never with the key in it.
 - Errors are Google's ``{"error": {code, message, status, details}}``. Every 429 says "You
@@ -52,6 +62,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     CallbackRejected,
@@ -69,8 +81,22 @@ ASPECT_RATIOS = {"16:9", "9:16"}
 RESOLUTION = "720p"
 VIDEO_EVENT = "video.generated"
 
-#: google.rpc.Code values an operation's ``error`` may carry that mean "bad input".
+#: google.rpc.Code values an operation's ``error`` may carry, by what they mean for routing.
 _RPC_INVALID = {3, 5, 9, 11}  # INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, OUT_OF_RANGE
+_RPC_CAPACITY = {8}  # RESOURCE_EXHAUSTED
+_RPC_TRANSIENT = {4, 10, 13, 14}  # DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNAVAILABLE
+_RPC_CODES = {
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+}
 #: Words of Google's refusals on safety grounds [I: no list is published].
 _SAFETY_WORDS = ("safety", "blocked", "usage guideline", "responsible ai", "sensitive", "violat")
 _RETRY_IN = re.compile(r"retry in ([0-9.]+)s", re.IGNORECASE)
@@ -89,12 +115,20 @@ class GeminiAdapter(BaseAdapter):
     supports_callbacks = True
 
     def __init__(self, *, client: httpx.Client, base_url: str, api_key: str) -> None:
+        self._origin = httpx.URL(base_url).netloc
+        self._api_key = api_key
         self._http = ProviderHTTP(
             client=client,
             base_url=base_url,
             headers={"x-goog-api-key": api_key},
             classify=_classify,
         )
+
+    def output_headers(self, url: str) -> dict[str, str]:
+        """The video's ``files/…:download`` URI needs the API key; only Google gets it."""
+        if httpx.URL(url).netloc != self._origin:
+            return {}
+        return {"x-goog-api-key": self._api_key}
 
     def submit(self, request: RenderRequest) -> str:
         body = _create_body(request)
@@ -186,11 +220,20 @@ def _status_of(operation: Mapping[str, Any]) -> RenderStatus:
 
 
 def _operation_failed(error: Mapping[str, Any]) -> RenderStatus:
-    code, message = error.get("code"), str(error.get("message") or "Veo reported a failure")
+    code = error.get("code")
+    if not isinstance(code, int):
+        code = _RPC_CODES.get(str(error.get("status")))
+    message = str(error.get("message") or "Veo reported a failure")
     detail = f"Veo error {code}: {message}"
     if _sounds_unsafe(message):
         return _failed("content_policy", detail)
-    return _failed("invalid_request" if code in _RPC_INVALID else "provider_failed", detail)
+    if code in _RPC_INVALID:
+        return _failed("invalid_request", detail)
+    if code in _RPC_CAPACITY:
+        return _failed(RENDER_CAPACITY, detail)
+    if code in _RPC_TRANSIENT:
+        return _failed(RENDER_TRANSIENT, detail)
+    return _failed("provider_failed", detail)
 
 
 def _failed(code: str, message: str) -> RenderStatus:

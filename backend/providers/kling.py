@@ -18,6 +18,20 @@ Quirks handled (sources: the copy of Kling's API reference in
   What Kling answers to a duplicate ``external_task_id`` is undocumented [I]; any refusal
   is resolved the same way, by looking the task up.
 - There is no cancel endpoint, and callbacks are unsigned: they are hints, re-queried.
+
+A ``failed`` task carries only free text, ``task_status_msg`` ("failure reason, e.g.
+content risk control" [C]); Kling documents no failure codes for tasks, so
+:func:`_failure_code_of` reads words, most specific first:
+
+- "risk" / "policy": ``content_policy`` (moderation surfacing late as a failed task [C];
+  its exact wording, e.g. "Failure to pass the risk control system", is [I]).
+- "invalid": ``invalid_request`` ("Image pixel is invalid" [3P: QuantumNous/new-api#2532]).
+- "busy", "overload", "capacity", "backlog": ``RENDER_CAPACITY`` [I: no such message is
+  documented; the words of Kling's own 5001/5002 errors, "temporarily unavailable",
+  "internal timeout (backlog)", are the model].
+- "internal error", "server error", "system error", "timeout", "timed out", "try again":
+  ``RENDER_TRANSIENT`` [I: the words of its 5000 "server internal error"].
+- Anything else: ``provider_failed``.
 """
 
 from __future__ import annotations
@@ -40,6 +54,8 @@ from backend.errors import (
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
     HANDLE_SEPARATOR,
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     RenderRequest,
@@ -67,6 +83,17 @@ _ACCOUNT = {1000, 1001, 1002, 1003, 1004, 1100, 1101, 1102, 1103, 1304}
 _CONTENT_POLICY = {1300, 1301}
 _INVALID = {1200, 1201, 1202, 1203}
 _SERVER = {5000, 5002}
+
+#: Words of a failed task's ``task_status_msg``, checked in this order (module docstring).
+_FAILURE_WORDS = (
+    (("risk", "policy"), "content_policy"),
+    (("invalid",), "invalid_request"),
+    (("busy", "overload", "capacity", "backlog"), RENDER_CAPACITY),
+    (
+        ("internal error", "server error", "system error", "timeout", "timed out", "try again"),
+        RENDER_TRANSIENT,
+    ),
+)
 
 
 def build(settings: Settings, client: httpx.Client) -> KlingAdapter | None:
@@ -182,11 +209,18 @@ def _status_of(data: Mapping[str, Any]) -> RenderStatus:
             cost=_number(data.get("final_unit_deduction")),
         )
     if status == "failed":
-        message = data.get("task_status_msg") or "Kling reported a failure"
-        # Moderation can surface late, as a failed task (doc: "content risk control").
-        risky = "risk" in message.lower() or "policy" in message.lower()
-        return _failed("content_policy" if risky else "provider_failed", message)
+        message = str(data.get("task_status_msg") or "Kling reported a failure")
+        return _failed(_failure_code_of(message), message)
     raise ProviderTransient("provider_bad_answer", f"unknown Kling task_status {status!r}")
+
+
+def _failure_code_of(message: str) -> str:
+    """genhook's error code for a failed task's message (module docstring: all by words)."""
+    lowered = message.lower()
+    for words, code in _FAILURE_WORDS:
+        if any(word in lowered for word in words):
+            return code
+    return "provider_failed"
 
 
 def _number(value: Any) -> float | None:

@@ -18,6 +18,15 @@ Sources: lumalabs/lumaai-python c00ac17 (``resources/generations/video.py``,
   queue position. Moderation is reported after submission, as a ``failed`` generation whose
   ``failure_reason`` reads "Advanced prompt moderation failed", "Frame moderation failed" or
   "Contains blacklisted words".
+- A ``failed`` generation has free text only (``failure_reason``; the newer Agents API's
+  ``failure_code`` is not on Dream Machine's Generation type), read by
+  :func:`_failure_code`: moderation and blacklisted words are ``content_policy`` and
+  "Failed to read user input frames" (our link) ``invalid_request`` [C: docs/errors];
+  "Prompt processing failed" ("our language system ran into issues") is Luma's own trouble,
+  ``RENDER_TRANSIENT`` [C: text; I: that another route fixes it]; "internal", "server
+  error", "timeout"/"timed out" are ``RENDER_TRANSIENT`` and "capacity", "overload",
+  "busy" ``RENDER_CAPACITY`` [I: Dream Machine documents no wording for its own trouble
+  nor any capacity failure]; anything else ("Job failed") is ``provider_failed``.
 - No cancel (``DELETE`` deletes the record; it is not presented as a cancel), no
   idempotency key and no lookup by our key.
 - Callbacks POST the Generation object, unsigned: only a hint to poll that id at once.
@@ -46,6 +55,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     ImageInput,
@@ -68,6 +79,9 @@ _MODERATION_WORDS = ("moderation", "blacklisted")
 _CREDIT_WORDS = ("credit", "balance", "insufficient", "billing")
 #: ``failure_reason`` when Luma could not download a keyframe: our link, not Luma, is at fault.
 _UNREADABLE_FRAMES = "failed to read user input frames"
+#: Words of a ``failure_reason`` that mean Luma's own trouble (see the module docstring).
+_CAPACITY_WORDS = ("capacity", "overload", "busy")
+_TRANSIENT_WORDS = ("prompt processing failed", "internal", "server error", "timeout", "timed out")
 
 
 def build(settings: Settings, client: httpx.Client) -> LumaAdapter | None:
@@ -168,6 +182,10 @@ def _failure_code(reason: str) -> str:
         return "content_policy"
     if _UNREADABLE_FRAMES in lowered:
         return "invalid_request"
+    if any(word in lowered for word in _CAPACITY_WORDS):
+        return RENDER_CAPACITY
+    if any(word in lowered for word in _TRANSIENT_WORDS):
+        return RENDER_TRANSIENT
     return "provider_failed"
 
 

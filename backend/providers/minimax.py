@@ -12,7 +12,16 @@ Quirks handled, and where each was checked:
   the codes are from platform.minimax.io/docs/api-reference/errorcode and its Chinese twin
   on platform.minimaxi.com; 2013/1042 from the MiniMax table on Baidu Qianfan's docs; 1039
   "TPM rate limit" from MiniMax's File API doc as mirrored on apifox; 2049 and 2061 from
-  community code and MiniMax-AI/cli; 1041 "conn limit" is from memory and unconfirmed [I]).
+  community code and MiniMax-AI/cli; 1041 "conn limit" and 1024 "internal error" are on the
+  errorcode page too, per verbatim copies of it in community notes [3P]).
+- A ``Fail`` task is classified by its ``base_resp.status_code`` (:func:`_failed`); that a
+  failed task reports its reason there at all is [I] (MiniMax's query doc shows none).
+  1026/1027 (sensitive input/output) are ``content_policy`` and 2013/1042 (parameters)
+  ``invalid_request``; 1041 "conn limit" is ``RENDER_CAPACITY`` [I: that it means
+  capacity mid-render]; 1001 "request timeout", 1013 "internal service error", 1024
+  "internal error" and 1033 "system error", all "please retry your requests later", are
+  ``RENDER_TRANSIENT`` (codes and advice from the pages above); 1000 "unknown error" and
+  anything else ``provider_failed``.
 - Statuses ``Preparing | Queueing | Processing | Success | Fail``, in that order
   (platform.minimax.io/docs/api-reference/video-generation-query). No progress number.
 - ``duration`` is an integer, 6 or 10: genhook's 5 s renders as 6 s. ``resolution`` is
@@ -46,6 +55,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     RenderRequest,
@@ -70,6 +81,8 @@ _CAPACITY = {1041}
 _AUTH = {1004, 2049}
 _QUOTA = {1008, 2061}
 _SERVER = {1000, 1001, 1013, 1024, 1033}
+#: Codes a failed task may end with for MiniMax's own trouble; "unknown error" is not one.
+_RENDER_TRANSIENT = _SERVER - {1000}
 _CONTENT_POLICY = {1026, 1027}
 _INVALID = {1042, 2013}
 
@@ -81,6 +94,14 @@ _STATUS_SLUGS = {
     402: "quota_exhausted",
     503: "capacity",
 }
+
+#: A failed task's ``base_resp`` codes and what each means for routing, in order.
+_RENDER_FAILURES = (
+    (_CONTENT_POLICY, "content_policy"),
+    (_INVALID, "invalid_request"),
+    (_CAPACITY, RENDER_CAPACITY),
+    (_RENDER_TRANSIENT, RENDER_TRANSIENT),
+)
 
 _PENDING = {
     "Preparing": (RenderState.QUEUED, JobPhase.PREPARING),
@@ -180,9 +201,14 @@ class MiniMaxAdapter(BaseAdapter):
 
 
 def _failed(base_resp: Mapping[str, Any]) -> RenderStatus:
+    """A ``Fail`` task, classified by its ``base_resp`` code (module docstring)."""
     code = base_resp.get("status_code")
     message = str(base_resp.get("status_msg") or "MiniMax reported a failure")
-    slug = "content_policy" if code in _CONTENT_POLICY else "provider_failed"
+    slug = "provider_failed"
+    for codes, meaning in _RENDER_FAILURES:
+        if code in codes:
+            slug = meaning
+            break
     detail = f"MiniMax {code}: {message}" if code else message
     return RenderStatus(
         RenderState.FAILED, JobPhase.RENDERING, error_code=slug, error_message=detail

@@ -16,6 +16,9 @@ ADAPTERS = (kling, fal, replicate, runway, luma, byteplus, gemini, minimax)
 #: The native simulator's name in the catalog's eyes.
 SIMULATOR = "simulator"
 
+#: Every ``provider`` a catalog route may name.
+PROVIDER_NAMES = (*(m.__name__.rsplit(".", 1)[-1] for m in ADAPTERS), SIMULATOR)
+
 
 def provider_timeout(settings: Settings) -> httpx.Timeout:
     """Provider calls are short API requests; a slow one is treated as transient."""

@@ -21,6 +21,18 @@ Quirks handled:
   ``Retry-After``. Content filtering shows as a failed prediction whose ``error`` says
   "flagged as sensitive" / "NSFW" (``E005`` for Seedance), per community callers
   (pollinations/pollinations#10801, HeyPuter/puter#3719).
+- A ``failed`` prediction has only its ``error`` string; :func:`_failure_code_of` reads
+  it. Content filtering as above. Replicate's own ``E####`` codes [C: docs
+  reference/error-codes]: ``E6716`` "Timeout Starting Prediction" (high system load,
+  resource allocation delays) is ``RENDER_CAPACITY``; ``E1000`` "Unknown Error" and
+  ``E1001`` (out of memory, usually too large an input) stay ``provider_failed``.
+  "Prediction interrupted; please retry (code: PA)" (the worker was preempted) is
+  ``RENDER_CAPACITY`` and "Director: unexpected error handling prediction (E8765/E9828)"
+  (Replicate's orchestrator) ``RENDER_TRANSIENT`` [3P: several integrations retry exactly
+  these as Replicate's infrastructure trouble; I: capacity vs. transient]. A model's own
+  exception text is ``provider_failed``. A prediction ``aborted`` (its deadline passed
+  before it started [C: docs predictions/lifecycle]) waited out its queue:
+  ``RENDER_CAPACITY``.
 - Webhooks (``webhook`` + ``webhook_events_filter: ["start", "completed"]``) are signed
   per Standard Webhooks; the secret is the setting or, when empty, ``GET
   /v1/webhooks/default/secret`` fetched once. There is no idempotency key, so
@@ -50,6 +62,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     CallbackHint,
     CallbackRejected,
@@ -74,6 +88,12 @@ _TQDM_LINE = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 _THROTTLE_RESET = re.compile(r"resets in ~?(\d+)\s*s")
 #: Words Replicate's models use when their content filter refuses an input or output.
 _CONTENT_FILTER_WORDS = ("nsfw", "sensitive", "flagged", "e005", "content policy", "safety")
+#: Replicate's own failures, by ``E####`` code or wording (see the module docstring).
+_ERROR_CODE = re.compile(r"\bE(\d{4})\b")
+_CAPACITY_ERROR_CODES = {"6716"}
+_TRANSIENT_ERROR_CODES = {"8765", "9828"}
+_CAPACITY_WORDS = ("(code: pa)", "prediction interrupted")
+_TRANSIENT_WORDS = ("director:",)
 
 
 def build(settings: Settings, client: httpx.Client) -> ReplicateAdapter | None:
@@ -206,11 +226,25 @@ def _status_of(prediction: Mapping[str, Any]) -> RenderStatus:
         )
     if status == "failed":
         message = str(prediction.get("error") or "Replicate reported a failure")
-        filtered = any(word in message.lower() for word in _CONTENT_FILTER_WORDS)
-        return _failed("content_policy" if filtered else "provider_failed", message)
+        return _failed(_failure_code_of(message), message)
+    if status == "aborted":
+        return _failed(RENDER_CAPACITY, "Replicate aborted the prediction before it started")
     if status == "canceled":
         return RenderStatus(RenderState.CANCELED, JobPhase.RENDERING)
     raise ProviderTransient("provider_bad_answer", f"unknown Replicate status {status!r}")
+
+
+def _failure_code_of(error: str) -> str:
+    """genhook's error code for a failed prediction's ``error`` (module docstring)."""
+    lowered = error.lower()
+    if any(word in lowered for word in _CONTENT_FILTER_WORDS):
+        return "content_policy"
+    codes = set(_ERROR_CODE.findall(error))
+    if codes & _CAPACITY_ERROR_CODES or any(word in lowered for word in _CAPACITY_WORDS):
+        return RENDER_CAPACITY
+    if codes & _TRANSIENT_ERROR_CODES or lowered.startswith(_TRANSIENT_WORDS):
+        return RENDER_TRANSIENT
+    return "provider_failed"
 
 
 def _failed(code: str, message: str) -> RenderStatus:

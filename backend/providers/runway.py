@@ -19,6 +19,24 @@ pages named below; [3P] where only community reports say so):
   Daily generation caps are a 429 at create (docs usage/tiers), treated as rate limiting.
 - No idempotency key (the SDK sets none), so ``find_task`` cannot help after a lost answer.
 - Output URLs expire in 24-48 h; fetching the task again hands out fresh ones.
+
+A ``FAILED`` task is classified by its ``failureCode`` (:func:`_failure_code_of`):
+
+- ``SAFETY.*`` and ``INPUT_PREPROCESSING.SAFETY.*``: ``content_policy``, "do not retry"
+  [C: docs errors/task-failures].
+- ``INTERNAL.BAD_OUTPUT.*`` ("rejected by our internal systems for quality or system error
+  reasons", "you may retry") and ``INPUT_PREPROCESSING.INTERNAL`` ("a problem performing
+  content moderation"): ``RENDER_TRANSIENT`` [C: same page; 3P: "may retry, but add a
+  delay" for the latter]. A bare ``INTERNAL`` (or any other ``INTERNAL.*``) likewise [3P:
+  the page as quoted by several integrations; the stored copy was cut short]. The page
+  warns ``BAD_OUTPUT`` retries are "not likely to succeed" on the same inputs; another
+  route is a different model, so it is still worth one.
+- ``THIRD_PARTY.UNAVAILABLE`` (a model Runway hosts for a third party could not be
+  reached): ``RENDER_CAPACITY`` [3P: the code and "wait, then retry" as integrations quote
+  the page; I: that it means capacity]. Runway has no capacity failure of its own: its
+  concurrency cap queues a task ``THROTTLED`` instead of failing it.
+- ``ASSET.INVALID`` (an input asset Runway cannot use): ``invalid_request`` [3P].
+- Anything else, a missing code included: ``provider_failed``.
 """
 
 from __future__ import annotations
@@ -40,6 +58,8 @@ from backend.errors import (
 )
 from backend.jobs.states import JobPhase
 from backend.providers.base import (
+    RENDER_CAPACITY,
+    RENDER_TRANSIENT,
     BaseAdapter,
     ImageInput,
     RenderRequest,
@@ -69,6 +89,11 @@ MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 _NO_CREDITS = "not have enough credits"
 #: failureCode prefixes that mean moderation (docs errors/task-failures).
 _MODERATION_PREFIXES = ("SAFETY.", "INPUT_PREPROCESSING.SAFETY.")
+#: failureCodes of Runway's own trouble, worth rendering elsewhere (see module docstring).
+_TRANSIENT_CODES = ("INTERNAL", "INPUT_PREPROCESSING.INTERNAL")
+_TRANSIENT_PREFIXES = ("INTERNAL.",)
+_CAPACITY_CODES = ("THIRD_PARTY.UNAVAILABLE",)
+_INVALID_PREFIXES = ("ASSET.",)
 
 
 def build(settings: Settings, client: httpx.Client) -> RunwayAdapter | None:
@@ -190,11 +215,23 @@ def _status_of(task: Mapping[str, Any]) -> RenderStatus:
     if status == "FAILED":
         failure_code = str(task.get("failureCode") or "")
         detail = f"Runway {failure_code or 'FAILED'}: {task.get('failure') or 'task failed'}"
-        moderated = failure_code.startswith(_MODERATION_PREFIXES)
-        return _failed("content_policy" if moderated else "provider_failed", detail)
+        return _failed(_failure_code_of(failure_code), detail)
     if status == "CANCELLED":
         return RenderStatus(RenderState.CANCELED, JobPhase.RENDERING)
     raise ProviderTransient("provider_bad_answer", f"unknown Runway task status {status!r}")
+
+
+def _failure_code_of(failure_code: str) -> str:
+    """genhook's error code for a ``failureCode`` (module docstring says which are sure)."""
+    if failure_code.startswith(_MODERATION_PREFIXES):
+        return "content_policy"
+    if failure_code.startswith(_INVALID_PREFIXES):
+        return "invalid_request"
+    if failure_code in _CAPACITY_CODES:
+        return RENDER_CAPACITY
+    if failure_code in _TRANSIENT_CODES or failure_code.startswith(_TRANSIENT_PREFIXES):
+        return RENDER_TRANSIENT
+    return "provider_failed"
 
 
 def _percent(progress: Any) -> float | None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.catalog import ASPECT_RATIOS, DURATIONS, MODELS
+from backend.catalog import ASPECT_RATIOS, DURATIONS
 from backend.jobs.states import JobPhase, JobStatus
 from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
 
@@ -27,7 +27,12 @@ class GenerationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="A model id from `GET /v1/models`.", examples=["kling-v3"])
+    model: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A model id from `GET /v1/models`.",
+        examples=["kling-v3"],
+    )
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     duration: Duration = "5s"
     aspect_ratio: AspectRatio = "16:9"
@@ -62,13 +67,6 @@ class GenerationCreate(BaseModel):
             return value
         return webhook_url_shape(value)
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(f"unknown model; choose one of: {', '.join(sorted(MODELS))}")
-        return value
-
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
@@ -99,14 +97,40 @@ class GenerationCreate(BaseModel):
 
 
 class GenerationError(BaseModel):
-    code: str = Field(examples=["provider_failed", "timeout"])
+    code: str = Field(examples=["provider_failed", "timeout", "no_route_available"])
     message: str
+    elapsed_seconds: float | None = Field(
+        default=None, description="How long the job had run when it failed or was canceled."
+    )
 
 
 class StatusChainEntry(BaseModel):
+    """One change in a job's life: its status and phase then, and for routing events
+    what happened (provider-neutral: the route's index in the job's plan and its model)."""
+
     status: JobStatus
     phase: JobPhase
     at: datetime
+    event: (
+        Literal["failover", "route_skipped", "output_stored", "output_kept_at_provider"] | None
+    ) = Field(
+        default=None,
+        description="`failover`: the job moved to another route; `route_skipped`: a route was "
+        "passed over (e.g. cooling down after failures); `output_stored`: genhook copied the "
+        "result into its own storage.",
+    )
+    route_index: int | None = Field(default=None, description="The route's place in the plan.")
+    from_route_index: int | None = None
+    model: str | None = Field(default=None, description="The model of that route.")
+    reason: str | None = Field(
+        default=None,
+        examples=["rate_limited", "capacity", "cooling_down", "plan_exhausted"],
+        description="Why the route was left or skipped.",
+    )
+    until: datetime | None = Field(default=None, description="End of a route's cooldown.")
+    provider_output_url: str | None = Field(
+        default=None, description="The provider's own URL of the result (it expires)."
+    )
 
 
 class Generation(BaseModel):
@@ -121,9 +145,17 @@ class Generation(BaseModel):
     prompt: str
     duration: Duration
     aspect_ratio: AspectRatio
-    credits: int = Field(description="Credits charged for this job.")
+    credits: int = Field(description="Credits charged for this job when it was accepted.")
+    credits_billed: int = Field(
+        description="What the job costs in the end: the charge, less the difference refunded "
+        "when it failed over to a cheaper model, less the refund if it failed or was canceled."
+    )
     refunded: bool
-    failover_used: bool
+    failover_used: bool = Field(description="Whether the job left its first route.")
+    rendered_model: str = Field(
+        description="The model that renders (or rendered) the job; differs from `model` "
+        "after a failover to a fallback model."
+    )
     webhook_url: str | None
     metadata: dict[str, str]
     image_id: str | None = Field(
@@ -165,7 +197,10 @@ class GenerationListQuery(BaseModel):
 
 
 WebhookEvent = Literal[
-    "video.generation.completed", "video.generation.failed", "video.generation.status_changed"
+    "video.generation.completed",
+    "video.generation.failed",
+    "video.generation.canceled",
+    "video.generation.status_changed",
 ]
 
 
@@ -183,10 +218,14 @@ class WebhookPayload(BaseModel):
     prompt: str
     output_url: str | None
     credits: int
+    credits_billed: int
     failover_used: bool
+    rendered_model: str
     metadata: dict[str, str]
     created_at: datetime
     completed_at: datetime | None
     elapsed_seconds: float
+    progress: float | None = Field(default=None, description="0-100 where known.")
+    eta_seconds: float | None = None
     error: GenerationError | None = None
     status_chain: list[StatusChainEntry]

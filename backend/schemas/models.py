@@ -18,9 +18,18 @@ class CatalogEntry(BaseModel):
         description="What the model takes: `text` always; `image` (first frame, "
         "`image_url`) and `end_image` (last frame, `end_image_url`) where it can."
     )
-    typical_render_seconds: int
+    typical_render_seconds: float
+    max_wait_seconds: float = Field(
+        description="A job still unfinished after this is failed and refunded."
+    )
+    failover: list[str] = Field(
+        description="The models a job may be rendered as, in the order they are tried: this "
+        "model first, then its fallbacks. A job is never billed more than it was charged: "
+        "a cheaper fallback bills the cheaper price."
+    )
     available: bool = Field(
-        description="Whether a provider that renders this model is configured on this server."
+        description="Whether this server takes jobs for this model: a provider of one of its "
+        "routes, or of its fallbacks' routes, is configured."
     )
 
 

@@ -27,7 +27,7 @@ def _schedule(value: list[StrictFloat | str] | None) -> list[float] | None:
 
 
 def _default_events() -> list[WebhookEvent]:
-    return ["video.generation.completed", "video.generation.failed"]
+    return ["video.generation.completed", "video.generation.failed", "video.generation.canceled"]
 
 
 def _events(value: list[str]) -> list[str]:

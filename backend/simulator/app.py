@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from backend.simulator import dialects
 from backend.simulator.callbacks import CallbackDispatcher
-from backend.simulator.dialects.common import sample_video
+from backend.simulator.dialects.common import download_fault, sample_video
 from backend.simulator.farm import (
     FAILABLE_PHASES,
     FaultKind,
@@ -247,6 +247,8 @@ class _Outputs:
         snapshot = self._farm.get(render_id)
         if snapshot is None or snapshot.status is not Phase.SUCCEEDED:
             _not_found(resp, render_id)
+            return
+        if download_fault(self._farm, snapshot, resp):
             return
         resp.content_type = "video/mp4"
         resp.data = self._video

@@ -71,11 +71,14 @@ class FaultKind(StrEnum):
 
 
 class FaultTarget(StrEnum):
-    """What a fault rule hits: a submit request, a poll request, or the render itself."""
+    """What a fault rule hits: a submit request, a poll request, the render itself, or the
+    download of its video."""
 
     SUBMIT = "submit"
     POLL = "poll"
     RENDER = "render"
+    #: The download of a finished render's video (a CDN hiccup, an expired link).
+    DOWNLOAD = "download"
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,18 @@ class JobRecord:
     updated_at: datetime
     submitted_at: datetime | None
     completed_at: datetime | None
+    route_plan: list[dict[str, Any]] | None
+    route_index: int
+    deadline_at: datetime | None
+    rendered_model: str | None
+    credits_billed: int | None
+    provider_output_url: str | None
+    output_key: str | None
+    output_link_key: str | None
+    output_content_type: str | None
+    output_size_bytes: int | None
+    output_stored_at: datetime | None
+    output_deleted_at: datetime | None
 
 
 def _record(row: sa.Row) -> JobRecord:
@@ -79,6 +91,10 @@ def insert_job(
     credits_charged: int,
     image_id: str | None = None,
     end_image_id: str | None = None,
+    route_plan: list[dict[str, Any]] | None = None,
+    rendered_model: str | None = None,
+    deadline_at: datetime | None = None,
+    eta_seconds: float | None = None,
 ) -> JobRecord:
     now = utcnow()
     values = dict(
@@ -97,7 +113,13 @@ def insert_job(
         image_id=image_id,
         end_image_id=end_image_id,
         credits_charged=credits_charged,
+        credits_billed=credits_charged,
         failover_used=False,
+        route_plan=route_plan,
+        route_index=0,
+        rendered_model=rendered_model or model,
+        deadline_at=deadline_at,
+        eta_seconds=eta_seconds,
         status_chain=[chain_entry(JobStatus.PENDING, JobPhase.QUEUED, now)],
         poll_failures=0,
         created_at=now,
@@ -170,22 +192,30 @@ def transition(
     to: JobStatus,
     *,
     phase: JobPhase | None = None,
+    restart_phase: bool = False,
+    note: dict[str, Any] | None = None,
     **changes: Any,
 ) -> JobRecord | None:
     """Move a job to ``to`` (and ``phase``) if the state machine allows it from where it is.
 
     Returns the updated job, or ``None`` when the move is not allowed (the job already moved
     on, e.g. a duplicate message): callers treat ``None`` as "someone else did this".
-    A status or phase change is appended to the job's status chain.
+    A status or phase change is appended to the job's status chain, with ``note`` (what
+    happened: a failover, its route and reason); a note is recorded even without a change.
+    The phase never moves backwards, except with ``restart_phase``: a failover starts the
+    render again on another route.
     """
     job = get_job(conn, job_id, for_update=True)
     if job is None or to not in ALLOWED_TRANSITIONS[job.status]:
         return None
     now = utcnow()
-    new_phase = later_phase(job.phase, phase) if phase is not None else job.phase
+    if restart_phase and phase is not None:
+        new_phase = phase
+    else:
+        new_phase = later_phase(job.phase, phase) if phase is not None else job.phase
     chain = list(job.status_chain)
-    if to != job.status or new_phase != job.phase:
-        chain.append(chain_entry(to, new_phase, now))
+    if to != job.status or new_phase != job.phase or note:
+        chain.append({**chain_entry(to, new_phase, now), **(note or {})})
     values = {
         "status": to.value,
         "phase": new_phase.value,
@@ -237,13 +267,21 @@ def stalled_polls(conn: sa.Connection, overdue_since: datetime, limit: int = 500
     return [r.id for r in rows]
 
 
-def overdue_jobs(conn: sa.Connection, created_before: datetime, limit: int = 500) -> list[str]:
-    """Unfinished jobs older than the maximum wait."""
+def overdue_jobs(
+    conn: sa.Connection, now: datetime, default_created_before: datetime, limit: int = 500
+) -> list[str]:
+    """Unfinished, unrendered jobs past their deadline (their model's maximum wait); jobs
+    from before deadlines were recorded use the server's default maximum wait."""
     rows = conn.execute(
         sa.select(jobs.c.id)
         .where(
             jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
-            jobs.c.created_at < created_before,
+            # A rendered job (its output being kept) is past waiting for its provider.
+            jobs.c.provider_output_url.is_(None),
+            sa.or_(
+                jobs.c.deadline_at < now,
+                sa.and_(jobs.c.deadline_at.is_(None), jobs.c.created_at < default_created_before),
+            ),
         )
         .limit(limit)
     )

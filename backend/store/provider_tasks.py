@@ -43,6 +43,7 @@ class ProviderTaskRecord:
     callback_token_hash: str | None
     error: str | None
     cost: float | None
+    route_index: int | None
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
@@ -59,6 +60,7 @@ def start_task(
     provider: str,
     provider_model: str,
     callback_token_hash: str | None,
+    route_index: int | None = None,
 ) -> int:
     """Record a create call about to be made, before it is made."""
     now = utcnow()
@@ -69,6 +71,7 @@ def start_task(
             provider_model=provider_model,
             state=TaskState.SUBMITTING.value,
             callback_token_hash=callback_token_hash,
+            route_index=route_index,
             created_at=now,
             updated_at=now,
         )

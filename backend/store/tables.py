@@ -80,7 +80,28 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("submitted_at", UTCDateTime, nullable=True),
     sa.Column("completed_at", UTCDateTime, nullable=True),
+    # The routes this job may take, frozen at acceptance from the catalog: a list of
+    # {"model", "provider", "provider_model", "credits", ...}; ``route_index`` is the one in use.
+    sa.Column("route_plan", sa.JSON, nullable=True),
+    sa.Column("route_index", sa.Integer, nullable=False, server_default="0"),
+    # When the job is failed and refunded if unfinished: its model's maximum wait.
+    sa.Column("deadline_at", UTCDateTime, nullable=True),
+    # The catalog model of the route in use (differs from ``model`` after a failover).
+    sa.Column("rendered_model", sa.String(64), nullable=True),
+    # What the job costs now: the charge less failover price drops; NULL = credits_charged.
+    sa.Column("credits_billed", sa.Integer, nullable=True),
+    # The provider's own (expiring) URL of the result, before genhook kept a copy.
+    sa.Column("provider_output_url", sa.Text, nullable=True),
+    # genhook's copy of the result in its output store, and the key that signs its links.
+    sa.Column("output_key", sa.Text, nullable=True),
+    sa.Column("output_link_key", sa.String(64), nullable=True),
+    sa.Column("output_content_type", sa.String(64), nullable=True),
+    sa.Column("output_size_bytes", sa.BigInteger, nullable=True),
+    sa.Column("output_stored_at", UTCDateTime, nullable=True),
+    # Set when retention deleted the copy.
+    sa.Column("output_deleted_at", UTCDateTime, nullable=True),
     sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
+    sa.Index("ix_jobs_output_stored", "output_stored_at"),
     sa.Index("ix_jobs_status_updated", "status", "updated_at"),
 )
 
@@ -117,6 +138,8 @@ provider_tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     # What the operator paid for it, in the provider's units, where the provider says.
     sa.Column("cost", sa.Float, nullable=True),
+    # Which hop of the job's route plan this task was.
+    sa.Column("route_index", sa.Integer, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime, nullable=True),

@@ -243,7 +243,9 @@ def test_a_hung_poll_is_transient_not_unknown(byteplus, sim) -> None:
             "content_policy",
             "OutputVideoSensitiveContentDetected.PolicyViolation",
         ),
-        ({}, "provider_failed", "InternalServiceError"),
+        ({"kind": "internal"}, "provider_transient", "InternalServiceError"),
+        ({"kind": "capacity"}, "capacity", "ServerOverloaded"),
+        ({"code": "SomethingUnheardOf"}, "provider_failed", "SomethingUnheardOf"),
     ],
 )
 def test_a_render_that_dies_mid_way_is_failed_with_ark_error_code(
@@ -257,14 +259,14 @@ def test_a_render_that_dies_mid_way_is_failed_with_ark_error_code(
     assert failed.error_message.startswith(f"{ark_code}: ")
 
 
-def test_an_expired_task_is_a_failure_coded_expired(byteplus, sim) -> None:
+def test_a_task_expired_in_the_queue_is_a_capacity_failure(byteplus, sim) -> None:
     inject_fault(sim, on="render", dialect="byteplus", at_phase="queued", code="expired")
     handle = byteplus.submit(request())
 
     task = httpx.get(f"{tasks_url(sim)}/{handle}", headers=AUTH).json()
     assert task["status"] == "expired"
     failed = byteplus.poll(handle)
-    assert (failed.state, failed.error_code) == (RenderState.FAILED, "expired")
+    assert (failed.state, failed.error_code) == (RenderState.FAILED, "capacity")
 
 
 # -- cancel ---------------------------------------------------------------------------------

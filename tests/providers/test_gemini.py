@@ -236,7 +236,7 @@ def test_a_render_that_dies_mid_way_is_failed_with_the_operation_error(veo, sim)
 
     failed = finished(veo, handle, RenderState.FAILED)
     assert failed.error_code == "provider_failed"
-    assert failed.error_message == "Veo error 13: Video generation failed."
+    assert failed.error_message == "Veo error 2: Video generation failed."
 
 
 def test_an_unknown_operation_is_rejected(veo) -> None:

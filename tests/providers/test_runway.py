@@ -236,7 +236,8 @@ def test_throttled_task_is_queued_not_an_error(sim: str, runway: Provider) -> No
     ("kind", "error_code", "failure_code"),
     [
         ("content_policy", "content_policy", "SAFETY.OUTPUT.VIDEO"),
-        ("internal", "provider_failed", "INTERNAL.BAD_OUTPUT.CODE01"),
+        ("internal", "provider_transient", "INTERNAL.BAD_OUTPUT.CODE01"),
+        ("capacity", "capacity", "THIRD_PARTY.UNAVAILABLE"),
     ],
 )
 def test_render_that_dies_midway_fails_with_runways_failure_code(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import falcon
 
 from backend.api.openapi import operation
-from backend.catalog import MODELS
 from backend.context import Context
 from backend.providers.registry import SIMULATOR
 from backend.schemas.models import CatalogEntry, CatalogList
@@ -24,19 +23,23 @@ class ModelsResource:
         responses={200: CatalogList},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        catalog = self.ctx.catalog
+        enabled = self.ctx.providers
         resp.text = CatalogList(
             data=[
                 CatalogEntry(
                     id=m.id,
                     name=m.name,
                     description=m.description,
-                    credits={f"{d}s": price for d, price in sorted(m.credits_by_duration.items())},
+                    credits={label: price for label, price in m.credits.items()},
                     aspect_ratios=list(m.aspect_ratios),
                     inputs=list(m.inputs),
                     typical_render_seconds=m.typical_render_seconds,
-                    available=m.route_for(self.ctx.providers) is not None
-                    or SIMULATOR in self.ctx.providers,
+                    max_wait_seconds=m.max_wait_seconds or self.ctx.settings.job_timeout_seconds,
+                    failover=catalog.chain(m.id),
+                    available=any(hop.route.provider in enabled for hop in catalog.route_plan(m.id))
+                    or SIMULATOR in enabled,
                 )
-                for m in MODELS.values()
+                for m in catalog.models.values()
             ]
         ).model_dump_json()

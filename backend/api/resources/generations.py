@@ -8,9 +8,9 @@ from backend.api.body import MAX_BODY_BYTES, parse_body, parse_query
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import NotFound, ValidationFailed
+from backend.jobs.cancel import cancel_generation
 from backend.jobs.create import create_generation
 from backend.jobs.queries import find_generation, list_generations
-from backend.jobs.view import to_generation
 from backend.schemas.generations import (
     Generation,
     GenerationCreate,
@@ -43,7 +43,7 @@ class GenerationsResource:
         job = create_generation(self.ctx, req.context.account_id, request)
         resp.status = falcon.HTTP_202
         resp.location = f"/v1/video/generations/{job.id}"
-        resp.text = to_generation(job, self.ctx.now()).model_dump_json()
+        resp.text = self.ctx.cache.generation(job, self.ctx.now()).model_dump_json()
 
     @operation(
         operation_id="listVideoGenerations",
@@ -78,3 +78,22 @@ class GenerationResource:
         if generation is None:
             raise NotFound(f"no generation {job_id!r} in this account")
         resp.text = generation.model_dump_json()
+
+
+class CancelGenerationResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="cancelVideoGeneration",
+        summary="Cancel a generation that has not finished",
+        description="Stops the render at its provider where the provider allows it, marks the "
+        "generation `canceled`, refunds its credits once, and sends the "
+        "`video.generation.canceled` webhook. A generation that already ended gives 409.",
+        tags=("generations",),
+        responses={200: Generation},
+        errors=(404, 409),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        job = cancel_generation(self.ctx, req.context.account_id, job_id)
+        resp.text = self.ctx.cache.generation(job, self.ctx.now()).model_dump_json()

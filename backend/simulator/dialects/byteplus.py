@@ -14,9 +14,11 @@ carrying the task object on every status change after creation.
 Simplified: one account and key; model ids are not checked; no draft, reference media,
 flex tier or ``frames``; ``--rt/--dur`` flags in the prompt are left in it. Inferred [I]:
 the code of an unknown task (404 ``ResourceNotFound``), the answer to DELETE on a running
-task (400 ``InvalidParameter``), 503 ``ServiceUnavailable``, ``InternalServiceError`` as the
-failure of a render that died of an internal fault, and Retry-After (sent only when a
-fault rule asks for it). A render fault whose code is ``expired`` ends ``expired``.
+task (400 ``InvalidParameter``), 503 ``ServiceUnavailable``, the ``error.code`` of a task
+that died of Ark's own trouble (``InternalServiceError`` for an ``internal`` render fault,
+``ServerOverloaded`` for ``capacity``), and Retry-After (sent only when a fault rule asks for
+it). A render fault without a kind fails with its own ``code`` as Ark's; one whose code is
+``expired`` ends ``expired``.
 """
 
 from __future__ import annotations
@@ -62,8 +64,12 @@ ROLES = {"first_frame", "last_frame", "reference_image"}
 _DATA_IMAGE = re.compile(r"^data:image/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=]+$")
 #: The render fault code that makes a task end ``expired`` instead of ``failed``.
 EXPIRED = "expired"
-#: Render fault codes that name no provider code: answered as Ark's internal error.
-_GENERIC_CODES = {"internal", "internal_error"}
+#: The ``error.code`` of a task that died of a render fault of each kind.
+_RENDER_FAILURES = {
+    FaultKind.CONTENT_POLICY: "OutputVideoSensitiveContentDetected",
+    FaultKind.INTERNAL: "InternalServiceError",
+    FaultKind.CAPACITY: "ServerOverloaded",
+}
 
 #: Ark's status for the farm's phases; the others are all ``running``.
 _STATUSES = {
@@ -108,6 +114,8 @@ _MESSAGES = {
     "ServiceUnavailable": "The service is temporarily unavailable.",
     "InvalidParameter": "One or more parameters specified in the request are not valid.",
     "InputTextSensitiveContentDetected": "The request failed because the input text may "
+    "contain sensitive information.",
+    "OutputVideoSensitiveContentDetected": "The request failed because the output video may "
     "contain sensitive information.",
 }
 
@@ -382,19 +390,14 @@ def _task(snapshot: RenderSnapshot) -> dict[str, Any]:
 
 def _failure(snapshot: RenderSnapshot) -> dict[str, str]:
     request_id = f"Request id: {secrets.token_hex(20)}"
-    if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
-        return {
-            "code": "OutputVideoSensitiveContentDetected",
-            "message": "The request failed because the output video may contain sensitive "
-            f"information. {request_id}",
-        }
+    kind = snapshot.fault_kind
+    if kind is not None and kind in _RENDER_FAILURES:
+        code = _RENDER_FAILURES[kind]
+        return {"code": code, "message": f"{_MESSAGES[code]} {request_id}"}
     error = snapshot.error
-    if snapshot.fault_kind is None and error is not None and error.code not in _GENERIC_CODES:
-        return {"code": error.code, "message": f"{error.message} {request_id}"}
-    return {
-        "code": "InternalServiceError",
-        "message": f"The service encountered an unexpected internal error. {request_id}",
-    }
+    code = error.code if error is not None else "InternalServiceError"
+    message = error.message if error is not None else _MESSAGES[code]
+    return {"code": code, "message": f"{message} {request_id}"}
 
 
 def _fault_error(rule: FaultRule) -> ArkError:

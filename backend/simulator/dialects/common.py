@@ -45,6 +45,30 @@ def output_url(snapshot: RenderSnapshot) -> str:
     return f"{snapshot.spec.origin}/v1/outputs/{snapshot.id}.mp4"
 
 
+#: How a CDN answers a download fault of each kind (plain text, not an API envelope).
+_DOWNLOAD_FAULT_STATUS = {
+    FaultKind.RATE_LIMITED: 429,
+    FaultKind.CAPACITY: 503,
+    FaultKind.UNAVAILABLE: 503,
+    FaultKind.AUTH: 403,
+    FaultKind.BAD_REQUEST: 404,
+}
+
+
+def download_fault(farm: RenderFarm, snapshot: RenderSnapshot, resp: falcon.Response) -> bool:
+    """Answer a ``download`` fault rule matching this render, if one is left (every
+    dialect's video download goes through here)."""
+    spec = snapshot.spec
+    rule = farm.take_request_fault(FaultTarget.DOWNLOAD, spec.model, spec.dialect)
+    if rule is None:
+        return False
+    default = _DOWNLOAD_FAULT_STATUS.get(rule.kind, 500) if rule.kind else 500
+    resp.status = rule.status or default
+    resp.content_type = "text/plain"
+    resp.text = rule.describe()
+    return True
+
+
 @functools.cache
 def sample_video() -> bytes:
     """The one video every render 'produces'; read from the package so it works when installed."""

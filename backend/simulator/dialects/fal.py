@@ -7,7 +7,12 @@ cancel under ``/{owner}/{app}/requests/{id}`` without the endpoint path (another
 404); ``IN_QUEUE`` (``queue_position``) → ``IN_PROGRESS`` (``logs`` with ``?logs=1``) →
 ``COMPLETED``, a failure being ``COMPLETED`` with ``error``/``error_type`` and a result
 call answering the model error (422 ``detail[]`` typed ``content_policy_violation``, 500
-``internal_server_error``, 499 after a cancel). Kling O3 input is validated *in the queue*,
+``internal_server_error``, 499 after a cancel). Render faults of kind ``capacity`` and
+``internal`` end as request errors after fal's own retries ran out: 503
+``runner_scheduling_failure`` and 503 ``runner_disconnected`` (``detail`` + ``error_type``
++ ``X-Fal-Error-Type``; docs "Request Error Types"), ``server_error`` as the model's 500
+with ``X-Fal-Retryable: true`` (docs "Model Errors"), a rule without a kind as the model's
+500 with no such header. Kling O3 input is validated *in the queue*,
 as fal does: a bad field is accepted at submit and fails the request with a 422 ``detail[]``
 (duration must be a string "3"…"15"). Infrastructure errors carry ``detail`` +
 ``error_type`` + ``X-Fal-Error-Type``; an exhausted balance is 403 "User is locked".
@@ -82,12 +87,36 @@ _FAULTS: dict[FaultKind, tuple[int, str, str | None]] = {
 }
 
 
-class FalError(Exception):
-    """An HTTP error answer in fal's shape."""
+#: How a render that died of a fault of these kinds ends: the request error (status,
+#: ``detail``, ``error_type``) fal reports once its queue has given up retrying it.
+_RENDER_REQUEST_ERRORS: dict[FaultKind, tuple[int, str, str]] = {
+    FaultKind.CAPACITY: (
+        503,
+        "No runner could be allocated to handle the request.",
+        "runner_scheduling_failure",
+    ),
+    FaultKind.INTERNAL: (
+        503,
+        "The runner disconnected unexpectedly during processing.",
+        "runner_disconnected",
+    ),
+}
 
-    def __init__(self, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
+
+class FalError(Exception):
+    """An HTTP error answer in fal's shape; ``retryable`` becomes ``X-Fal-Retryable``."""
+
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        retry_after: int | None = None,
+        *,
+        retryable: bool | None = None,
+    ) -> None:
         super().__init__(str(body))
         self.status, self.body, self.retry_after = status, body, retry_after
+        self.retryable = retryable
 
 
 def mount(app: falcon.App, farm: RenderFarm, callbacks: CallbackDispatcher) -> None:
@@ -188,7 +217,7 @@ class _Queue:
             first = payload["detail"][0]
             body.update(error=first["msg"], error_type=first["type"])
         elif "detail" in payload:
-            body.update(error=payload["detail"], error_type=None)
+            body.update(error=payload["detail"], error_type=payload.get("error_type"))
         return 200, body
 
     def _result(
@@ -202,7 +231,7 @@ class _Queue:
             raise FalError(400, {"detail": "Request is still in progress"})
         status, payload = self._outcome(snapshot)
         if status >= 400:
-            raise FalError(status, payload)
+            raise FalError(status, payload, retryable=_retryable(snapshot))
         return status, payload
 
     def _cancel(
@@ -230,9 +259,13 @@ class _Queue:
         if snapshot.status is Phase.CANCELED:
             return 499, {"detail": CANCELLED}
         if snapshot.status is Phase.FAILED:
-            if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
+            kind = snapshot.fault_kind
+            if kind is FaultKind.CONTENT_POLICY:
                 problem = _problem(["body", "prompt"], FLAGGED, "content_policy_violation")
                 return 422, {"detail": [{**problem, "categories": ["violence"]}]}
+            if kind in _RENDER_REQUEST_ERRORS:
+                status, detail, error_type = _RENDER_REQUEST_ERRORS[kind]
+                return status, {"detail": detail, "error_type": error_type}
             message = snapshot.error.message if snapshot.error else "Internal Server Error"
             return 500, {"detail": [_problem(["body"], message, "internal_server_error")]}
         video = {"url": output_url(snapshot), "content_type": "video/mp4", "file_name": "out.mp4"}
@@ -280,6 +313,8 @@ def _answer(resp: falcon.Response, work: Any) -> None:
             resp.set_header("Retry-After", str(exc.retry_after))
         if body.get("error_type"):
             resp.set_header("X-Fal-Error-Type", body["error_type"])
+        if exc.retryable is not None:
+            resp.set_header("X-Fal-Retryable", "true" if exc.retryable else "false")
     resp.status = status
     resp.media = body
 
@@ -365,6 +400,12 @@ def _fault_error(rule: FaultRule) -> FalError:
     return FalError(
         rule.status or 500, {"detail": rule.describe(), "error_type": rule.code}, rule.retry_after
     )
+
+
+def _retryable(snapshot: RenderSnapshot) -> bool | None:
+    """``X-Fal-Retryable`` of a failed request's result: only a render fault of kind
+    ``server_error`` (a model error the app itself calls transient) sends it."""
+    return True if snapshot.fault_kind is FaultKind.SERVER_ERROR else None
 
 
 def _urls(snapshot: RenderSnapshot) -> dict[str, str]:

@@ -11,6 +11,9 @@ base64 images only (``gcsUri`` refused), the operation name
 ``done`` absent while running, then ``response.generateVideoResponse.generatedSamples`` or
 ``error`` (a ``google.rpc.Status``: gRPC code, not HTTP), RAI-filtered renders done with no
 sample and ``raiMediaFilteredReasons``, and a video URI that needs the API key to download.
+Render faults: ``content_policy`` is RAI filtering, ``capacity`` an ``error`` with code 8
+``RESOURCE_EXHAUSTED``, ``internal`` 13 ``INTERNAL``, any other 2 ``UNKNOWN`` [I: which codes
+Veo really fails a render with].
 Inferred [I]: the exact validation messages, and that a string ``durationSeconds`` is
 refused. Webhooks (``webhookConfig``): a Standard Webhooks POST of a ``video.generated``
 event when the operation is done; the ``webhook-signature`` is an RS256 JWT from a
@@ -39,6 +42,7 @@ from backend.simulator.callbacks import CallbackDispatcher, OutgoingCallback
 from backend.simulator.dialects.common import (
     BadBody,
     describe_image,
+    download_fault,
     hang,
     origin,
     read_json,
@@ -164,6 +168,8 @@ class _Api:
                 raise GoogleError(404, f"File files/{file_id} not found.")
         except GoogleError as exc:
             _error(resp, exc)
+            return
+        if download_fault(self._farm, snapshot, resp):
             return
         resp.content_type = "video/mp4"
         resp.data = sample_video()
@@ -366,11 +372,24 @@ def _operation_json(snapshot: RenderSnapshot) -> dict[str, Any]:
             {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}
         )
     elif status is Phase.FAILED:
-        message = snapshot.error.message if snapshot.error else "Internal error."
-        operation["error"] = {"code": 13, "message": message}  # google.rpc.Code INTERNAL
+        operation["error"] = _render_error(snapshot)
     else:
         operation["error"] = {"code": 1, "message": "The operation was cancelled."}
     return operation
+
+
+#: The ``google.rpc.Status`` a render fault of each kind ends the operation with (code,
+#: message; an empty message is the rule's). Any other render fault is 2, ``UNKNOWN``.
+_RENDER_ERRORS: dict[FaultKind, tuple[int, str]] = {
+    FaultKind.CAPACITY: (8, "Resource has been exhausted: the model is overloaded."),
+    FaultKind.INTERNAL: (13, ""),
+}
+
+
+def _render_error(snapshot: RenderSnapshot) -> dict[str, Any]:
+    kind = snapshot.fault_kind
+    code, text = _RENDER_ERRORS.get(kind, (2, "")) if kind is not None else (2, "")
+    return {"code": code, "message": text or (snapshot.error.message if snapshot.error else "")}
 
 
 def _response(generate_video_response: dict[str, Any]) -> dict[str, Any]:

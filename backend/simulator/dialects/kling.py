@@ -9,6 +9,11 @@ business codes, string durations, raw-base64 images (a ``data:`` prefix is refus
 unsigned callbacks on every status change.
 Simplified: one account; no multi-shot, camera control or masks; a duplicate
 ``external_task_id`` is refused with 1201 (Kling does not document what it does) [I].
+Render faults end ``failed`` with a ``task_status_msg``: "Failure to pass the risk control
+system" for ``content_policy`` [I], and, since Kling documents no wording for its own
+trouble, the words of its 5000/5001 errors for ``internal`` ("server internal error, please
+try again later") and ``capacity`` ("service busy, please try again later") [I]; a rule
+without a kind gives its own message.
 """
 
 from __future__ import annotations
@@ -279,11 +284,19 @@ def _task(snapshot: RenderSnapshot) -> dict[str, Any]:
     return data
 
 
+#: ``task_status_msg`` of a render that failed of a fault of each kind (module docstring).
+_FAILURE_MESSAGES = {
+    FaultKind.CONTENT_POLICY: "Failure to pass the risk control system",
+    FaultKind.INTERNAL: "server internal error, please try again later",
+    FaultKind.CAPACITY: "service busy, please try again later",
+}
+
+
 def _failure_message(snapshot: RenderSnapshot) -> str:
     if snapshot.status is Phase.CANCELED:
         return "task canceled"
-    if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
-        return "Failure to pass the risk control system"
+    if snapshot.fault_kind in _FAILURE_MESSAGES:
+        return _FAILURE_MESSAGES[snapshot.fault_kind]
     return snapshot.error.message if snapshot.error else "task failed"
 
 

@@ -17,6 +17,10 @@ Faithful (per lumalabs/lumaai-python c00ac17 ``types/generation.py`` and
 - Callbacks: the Generation object is POSTed to ``callback_url`` when the generation is
   dreaming, completed or failed; unsigned. ``GET /credits`` answers ``credit_balance``.
 
+Render faults end ``failed``: ``content_policy`` with "Advanced prompt moderation failed"
+(documented), ``internal`` and ``capacity`` with a "Job failed: …" reason naming the cause
+[I: Dream Machine documents no wording for its own trouble], any other with "Job failed".
+
 Inferred [I] (Dream Machine documents no HTTP codes beyond its 400 messages): 201 on create;
 401 ``Invalid API key``; 402 for missing credits, 429 for both the per-minute limit and the
 concurrent-generations cap (told apart by their text), following the newer Luma Agents API
@@ -75,6 +79,12 @@ PROMPT_MIN_CHARS, PROMPT_MAX_CHARS = 3, 5000
 BLACKLISTED = "Contains blacklisted words"
 PROMPT_MODERATED = "Advanced prompt moderation failed"
 JOB_FAILED = "Job failed"
+#: ``failure_reason`` of a render fault of each kind; a rule without one reads JOB_FAILED.
+_RENDER_FAILURES = {
+    FaultKind.CONTENT_POLICY: PROMPT_MODERATED,
+    FaultKind.INTERNAL: "Job failed: internal server error",
+    FaultKind.CAPACITY: "Job failed: no capacity available, servers overloaded",
+}
 
 #: How each fault kind is answered: HTTP status and ``detail`` text (see module docstring).
 _FAULT_ANSWERS: dict[FaultKind, tuple[int, str]] = {
@@ -233,8 +243,8 @@ def _failure_reason(generation: _Generation, snapshot: RenderSnapshot) -> str | 
     if generation.moderated:
         return generation.moderated
     if snapshot.status is Phase.FAILED:
-        moderated = snapshot.fault_kind is FaultKind.CONTENT_POLICY
-        return PROMPT_MODERATED if moderated else JOB_FAILED
+        kind = snapshot.fault_kind
+        return _RENDER_FAILURES.get(kind, JOB_FAILED) if kind else JOB_FAILED
     return None
 
 

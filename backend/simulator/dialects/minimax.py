@@ -13,7 +13,8 @@ created, which fails unless the same challenge is echoed within 3 s. Status upda
 follow, unsigned, with the lowercase ``processing | success | failed`` of MiniMax's
 callback docs.
 Simplified [I]: ids are the farm's (MiniMax's are decimal strings); a failed task carries
-its reason in ``base_resp`` (1027 for moderated output, 1000 otherwise); the error a failed
+its reason in ``base_resp`` (1027 for moderated output, 1041 "conn limit" for a ``capacity``
+render fault, 1024 "internal error" for ``internal``, 1000 otherwise); the error a failed
 challenge gives (2013), the answer for an unknown task or file (2013), the capacity code
 (1041 "conn limit") and an outage as a bare 503 page are guesses; videos are 1366x768
 whatever the resolution or first frame; the file list is always empty.
@@ -316,9 +317,17 @@ def _task(snapshot: RenderSnapshot) -> dict[str, Any]:
     return task
 
 
+#: ``base_resp`` of a task that failed of a render fault of each kind.
+_RENDER_FAILURES: dict[FaultKind, tuple[int, str]] = {
+    FaultKind.CONTENT_POLICY: (1027, "output new_sensitive"),
+    FaultKind.CAPACITY: (1041, "conn limit"),
+    FaultKind.INTERNAL: (1024, "internal error"),
+}
+
+
 def _failure(snapshot: RenderSnapshot) -> tuple[int, str]:
-    if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
-        return 1027, "output new_sensitive"
+    if snapshot.fault_kind is not None and snapshot.fault_kind in _RENDER_FAILURES:
+        return _RENDER_FAILURES[snapshot.fault_kind]
     if snapshot.status is Phase.CANCELED:
         return 1000, "task canceled"
     return 1000, snapshot.error.message if snapshot.error else "unknown error"

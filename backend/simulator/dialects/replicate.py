@@ -11,10 +11,14 @@ checked: ``duration`` must be an integer; unknown top-level fields are refused),
 ``Retry-After``. The prediction object has ``status`` starting/processing/succeeded/failed/
 canceled, tqdm lines in ``logs`` (the SDK's only progress source), ``output`` (a URL string,
 as these models' output schema says), ``error`` (``... (E005)`` from the content filter),
-``urls``, ``data_removed``. Webhooks are the prediction object, sent for the events in
-``webhook_events_filter`` (default ``output`` + ``completed``; ``start`` when predict()
-begins, as replicate/cog's runner sends it) and signed per Standard Webhooks with
-:data:`~backend.simulator.credentials.REPLICATE_WEBHOOK_SECRET`.
+``urls``, ``data_removed``. Render faults fail the prediction with Replicate's own
+wording: ``capacity`` as "Prediction interrupted; please retry (code: PA)" (a preempted
+worker), ``internal`` as "Director: unexpected error handling prediction (E8765)" [3P: both
+as integrations quote them], any other as its message plus ``(E1000)``, Replicate's
+"Unknown Error" [C: docs reference/error-codes]. Webhooks are the prediction object, sent
+for the events in ``webhook_events_filter`` (default ``output`` + ``completed``; ``start``
+when predict() begins, as replicate/cog's runner sends it) and signed per Standard Webhooks
+with :data:`~backend.simulator.credentials.REPLICATE_WEBHOOK_SECRET`.
 
 Simplified: ids are the farm's; ``started_at``/``completed_at`` repeat ``created_at`` and
 there are no ``metrics``; ``Prefer: wait`` is ignored; only the models genhook routes to have
@@ -460,11 +464,20 @@ def _logs(snapshot: RenderSnapshot) -> str:
     return "\n".join(lines)
 
 
+#: ``error`` of a prediction that failed of a render fault of each kind (module docstring).
+_RENDER_ERRORS = {
+    FaultKind.CONTENT_POLICY: f"The input or output was {CONTENT_FILTER}",
+    FaultKind.CAPACITY: "Prediction interrupted; please retry (code: PA)",
+    FaultKind.INTERNAL: "Director: unexpected error handling prediction (E8765)",
+}
+
+
 def _error(snapshot: RenderSnapshot) -> str | None:
     if snapshot.status is not Phase.FAILED or snapshot.error is None:
         return None
-    if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
-        return f"The input or output was {CONTENT_FILTER}"
+    kind = snapshot.fault_kind
+    if kind is not None and kind in _RENDER_ERRORS:
+        return _RENDER_ERRORS[kind]
     return f"{snapshot.error.message} (E1000)"
 
 

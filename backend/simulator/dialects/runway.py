@@ -12,8 +12,11 @@ cancelling an unfinished task and deleting a finished one (404 afterwards); the
 organisation's credit balance and per-model usage. Faults speak Runway: a ``capacity``
 submit creates the task and shows it ``THROTTLED`` (the per-model concurrency cap), a
 ``quota`` one is the 400 "not enough credits", a ``content_policy`` one a task that fails
-input moderation (``SAFETY.INPUT.TEXT``); render faults end ``FAILED`` with
-``SAFETY.OUTPUT.VIDEO`` or ``INTERNAL.BAD_OUTPUT.CODE01``.
+input moderation (``SAFETY.INPUT.TEXT``); render faults end ``FAILED`` with the task-failures
+page's codes: ``content_policy`` as ``SAFETY.OUTPUT.VIDEO``, ``internal`` as
+``INTERNAL.BAD_OUTPUT.CODE01``, ``capacity`` as ``THIRD_PARTY.UNAVAILABLE`` (Runway has no
+capacity failure code of its own; that code, quoted by several integrations [3P], is the
+nearest), and a rule without a kind with its own ``code`` as the ``failureCode``.
 Simplified: one organisation; task ids are the farm's, not UUIDs; no callbacks (Runway has
 none); the farm's clock keeps running while a task shows ``THROTTLED`` (``retry_after`` of
 the rule, else 2 s), so it may come out of it already advanced; the exact texts of the 401,
@@ -381,19 +384,27 @@ _FAILURES = {
     "SAFETY.INPUT": "The prompt was flagged by content moderation.",
     "SAFETY.OUTPUT": "The output was flagged by content moderation.",
     "INTERNAL": "An internal error occurred while generating the output.",
+    "THIRD_PARTY": "A third-party model provider is unavailable.",
+}
+#: The ``failureCode`` a render fault of each kind ends with.
+_RENDER_FAILURE_CODES = {
+    FaultKind.CONTENT_POLICY: "SAFETY.OUTPUT.VIDEO",
+    FaultKind.INTERNAL: "INTERNAL.BAD_OUTPUT.CODE01",
+    FaultKind.CAPACITY: "THIRD_PARTY.UNAVAILABLE",
 }
 
 
 def _failure(code: str) -> dict[str, str]:
-    text = next(text for prefix, text in _FAILURES.items() if code.startswith(prefix))
-    return {"failure": text, "failureCode": code}
+    text = next((text for prefix, text in _FAILURES.items() if code.startswith(prefix)), None)
+    return {"failure": text or "The task failed.", "failureCode": code}
 
 
 def _render_failure(snapshot: RenderSnapshot) -> dict[str, str]:
-    if snapshot.fault_kind is FaultKind.CONTENT_POLICY:
-        return _failure("SAFETY.OUTPUT.VIDEO")
-    failure = _failure("INTERNAL.BAD_OUTPUT.CODE01")
-    if snapshot.error is not None:
+    """Runway's ``failureCode`` for a render fault; a rule without a kind names its own."""
+    kind = snapshot.fault_kind
+    own_code = snapshot.error.code if snapshot.error else "INTERNAL"
+    failure = _failure(_RENDER_FAILURE_CODES.get(kind, own_code) if kind else own_code)
+    if snapshot.error is not None and snapshot.fault_kind is not FaultKind.CONTENT_POLICY:
         failure["failure"] = snapshot.error.message
     return failure
 
