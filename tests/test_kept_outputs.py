@@ -16,6 +16,7 @@ import httpx
 import pytest
 from falcon import testing
 
+from backend import redis_keys
 from backend.context import Context
 from backend.jobs import sweep
 from backend.settings import Settings
@@ -173,3 +174,7 @@ def test_retention_deletes_old_videos_and_their_links_then_answer_410(
     assert report.outputs_deleted == 1
     assert store_for(ctx.settings).stat(key) is None
     assert fetch(api, done["output_url"]).status_code == 410
+    # ...and so does the link a later read of the job signs
+    ctx.cache.client.delete(redis_keys.job_status(job["id"]))
+    again = api.simulate_get(f"/v1/video/generations/{job['id']}", headers=auth).json
+    assert fetch(api, again["output_url"]).status_code == 410

@@ -84,9 +84,11 @@ def route_lines(
     routes: Sequence[Route], probes: Mapping[str, ProbeResult], health: Mapping[str, str]
 ) -> list[str]:
     """The table ``genhook providers`` prints: per route, whether its provider is enabled,
-    how its probe went just now, and ``health[route.key]`` (what Redis says)."""
+    how its probe went just now, what a second of video costs there (the catalog's
+    ``cost_per_second``, for the operator's eyes only) and ``health[route.key]`` (what
+    Redis says)."""
     width = max((len(route.key) for route in routes), default=5)
-    lines = [f"{'ROUTE':<{width}}  {'PROVIDER':<14}  {'PROBE':<12}  HEALTH"]
+    lines = [f"{'ROUTE':<{width}}  {'PROVIDER':<14}  {'PROBE':<12}  {'COST/S':<8}  HEALTH"]
     for route in routes:
         result = probes.get(route.provider)
         if result is None:
@@ -94,7 +96,9 @@ def route_lines(
         else:
             enabled = "enabled"
             probed = f"ok {result.latency_seconds * 1000:.0f}ms" if result.ok else "FAILED"
+        cost = "-" if route.cost_per_second is None else f"{route.cost_per_second:g}"
         lines.append(
-            f"{route.key:<{width}}  {enabled:<14}  {probed:<12}  {health.get(route.key, '-')}"
+            f"{route.key:<{width}}  {enabled:<14}  {probed:<12}  {cost:<8}  "
+            f"{health.get(route.key, '-')}"
         )
     return lines
