@@ -74,8 +74,8 @@ def _api(args: argparse.Namespace) -> int:
     from backend.commands import API_APP, gunicorn_command
 
     settings = get_settings()
-    settings.require_redis_url()
     _check_catalog(settings)
+    settings.require_redis_url()
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     command = gunicorn_command(bind, args.workers or settings.api_workers, API_APP)
     os.execv(command[0], command)
@@ -96,8 +96,8 @@ def _worker(args: argparse.Namespace) -> int:
     from backend.commands import worker_command
 
     settings = get_settings()
-    settings.require_redis_url()
     _check_catalog(settings)
+    settings.require_redis_url()
     command = worker_command(settings)
     os.execv(command[0], command)
 
@@ -108,6 +108,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     from backend.scheduler import run_forever
 
     configure_logging()
+    _check_catalog(get_settings())
     get_settings().require_redis_url()
     run_forever(get_context())
     return 0

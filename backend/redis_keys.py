@@ -1,6 +1,7 @@
 """Every Redis key genhook writes, in one place.
 
-    genhook:job:{job_id}          string  JSON status-cache entry of one job
+    genhook:job:{job_id}          string  JSON status-cache entry of one job, with its "version"
+                                          (updated_at): status_cache.lua keeps the newest
                                           TTL: ACTIVE_JOB_TTL_SECONDS while the job runs,
                                           settings.status_cache_ttl_seconds once it ended
     genhook:lock:job:{job_id}     string  lock held while one worker advances that job

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from importlib import resources
 
 import redis
 
@@ -19,6 +20,8 @@ from backend.schemas.generations import Generation
 from backend.store.jobs import JobRecord
 
 log = logging.getLogger(__name__)
+
+_PUT_IF_NEWER = resources.files("backend").joinpath("status_cache.lua").read_text()
 
 #: (job id, link key, now) -> a signed link to the job's kept video.
 OutputSigner = Callable[[str, str, datetime], str]
@@ -34,12 +37,16 @@ class StatusCache:
     ) -> None:
         self.client = client
         self.terminal_ttl_seconds = terminal_ttl_seconds
+        self._put_if_newer = client.register_script(_PUT_IF_NEWER)
         #: Re-signs a kept video's link on every read, so a client never gets a stale one.
         self.sign_output = sign_output
 
     def put(self, job: JobRecord, now: datetime) -> None:
+        """Cache ``job`` unless a newer state of it is cached already (writers race)."""
+        version = int(job.updated_at.timestamp() * 1_000_000)
         entry = {
             "account_id": job.account_id,
+            "version": version,
             "generation": to_generation(job, now).model_dump(mode="json"),
             "output_link_key": _live_link_key(job),
         }
@@ -49,7 +56,9 @@ class StatusCache:
             else redis_keys.ACTIVE_JOB_TTL_SECONDS
         )
         try:
-            self.client.set(redis_keys.job_status(job.id), json.dumps(entry), ex=ttl)
+            self._put_if_newer(
+                keys=[redis_keys.job_status(job.id)], args=[json.dumps(entry), version, ttl]
+            )
         except redis.RedisError as exc:
             log.warning("status cache write for %s failed: %s", job.id, exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +28,8 @@ from backend.stack import Child, Supervisor, child_env, wait_until_ready
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
 
+#: In the var dir: the stack's settings as `export` lines, for commands run in another shell.
+STACK_ENV_FILE = "stack.env"
 DEMO_EMAIL = "demo@genhook.local"
 #: Networks ``genhook up`` lets webhooks reach, so a receiver on this machine works.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
@@ -75,6 +78,14 @@ def run_up(settings: Settings, *, port: int) -> int:
             **provider_env,
         }
     )
+    stack_env = {
+        "GENHOOK_REDIS_URL": redis_url,
+        "GENHOOK_DATABASE_URL": settings.effective_database_url,
+        "GENHOOK_VAR_DIR": str(var_dir),
+        "GENHOOK_SIMULATOR_URL": settings.simulator_url,
+        **provider_env,
+    }
+    write_stack_env(var_dir / STACK_ENV_FILE, stack_env)
     sim = urlsplit(settings.simulator_url)
     api_bind = f"{settings.api_host}:{port}"
     simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
@@ -142,6 +153,15 @@ def describe_providers(simulated: list[str], provider_env: dict[str, str]) -> st
     return "; ".join(parts) + f"\n                  ({note})"
 
 
+def write_stack_env(path: Path, values: dict[str, str]) -> None:
+    """The settings this stack's processes run with, as shell ``export`` lines (mode 0600),
+    so a command in another shell sees the same stack: ``. var/stack.env; genhook
+    providers``. Rewritten at every start (the bundled Redis port changes)."""
+    lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(values.items())]
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+
+
 def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
     """The demo account's credentials, created on first start and kept (mode 0600) in
     ``path``, since the database itself only holds the API key's hash."""
@@ -183,6 +203,7 @@ genhook is up.
   Simulator       {settings.simulator_url} (renders take {settings.simulator_render_seconds:g}s)
   Providers       {providers_note}
   Webhooks        may target {allowed} (loopback allowed for local development)
+  Other shells    . {settings.var_dir.resolve() / STACK_ENV_FILE}   (then e.g. genhook providers)
 
 Submit a job:
   curl -s {base_url}/v1/video/generations \\

@@ -17,6 +17,7 @@ from backend.context import Context
 from backend.queue import Queue
 from backend.redis_client import connect
 from backend.status_cache import StatusCache
+from backend.store import jobs as jobs_store
 from backend.store.tables import jobs
 
 BODY = {"model": "kling-v3", "prompt": "original prompt", "duration": "5s"}
@@ -101,3 +102,22 @@ def test_with_redis_down_submissions_and_reads_still_work(
     assert ready.status_code == 503
     assert ready.json["checks"]["database"] == "ok"
     assert ready.json["checks"]["redis"].startswith("error")
+
+
+def test_a_late_write_of_an_older_state_never_replaces_a_newer_one(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context
+) -> None:
+    # Given a worker read the job while it was pending
+    job_id = submit(api, auth)
+    with ctx.store.begin() as conn:
+        pending = jobs_store.get_job(conn, job_id)
+    assert pending is not None
+
+    # When its owner cancels it, and only then the worker writes what it had read
+    canceled = api.simulate_post(f"/v1/video/generations/{job_id}/cancel", headers=auth)
+    assert canceled.status_code == 200
+    ctx.cache.put(pending, ctx.now())
+
+    # Then reads still show the newer state
+    shown = api.simulate_get(f"/v1/video/generations/{job_id}", headers=auth).json
+    assert shown["status"] == "canceled"
