@@ -138,6 +138,28 @@ def test_a_content_policy_refusal_fails_at_once_without_failover(
     assert balance(ctx, account) == START
 
 
+def test_a_lost_answer_is_retried_on_its_own_route_before_any_failover(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given fal (which cannot be searched by our key) makes the task but the answer is lost,
+    # twice: one retry is allowed on the same route (GENHOOK_POLL_MAX_TRANSIENT_FAILURES=1)
+    inject_fault(simulator, on="submit", kind="hang_after_create", dialect="fal", hang_seconds=2)
+    inject_fault(simulator, on="submit", kind="hang_after_create", dialect="fal", hang_seconds=2)
+
+    job = submit(api, auth, model="kling-o3-pro")
+
+    # Then fal was asked twice, and only then the job moved on, to kling-v3 at its price
+    done = wait_for_status(api, auth, job["id"], "completed")
+    assert hops(done) == [("failover", 1, "kling-v3", "no_answer")]
+    assert task_states(ctx, job["id"]) == [
+        ("fal", "abandoned"),
+        ("fal", "abandoned"),
+        ("kling", "succeeded"),
+    ]
+    assert ledger(ctx, job["id"]) == [("debit", -5), ("reprice:1", 2)]
+    assert balance(ctx, account) == START - 3
+
+
 def test_a_job_whose_every_route_fails_is_retried_once_then_failed_and_refunded_exactly(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount, simulator: str
 ) -> None:

@@ -509,6 +509,9 @@ def test_status_changes_go_only_to_endpoints_that_opted_in(
     payloads = [Webhook(watcher["secret"]).verify(h.body, h.headers) for h in watched]
     # (each phase is its own delivery, so two may arrive out of order)
     assert sorted((p["phase"] for p in payloads), key=PHASES.index) == entered
+    # ...each telling how far along it is and when it should be done
+    assert all(p["progress"] is not None for p in payloads)
+    assert any(p["eta_seconds"] is not None for p in payloads)
     assert {p["event"] for p in payloads} == {STATUS_CHANGED}
     assert {h.headers["x-genhook-event"] for h in watched} == {STATUS_CHANGED}
 
