@@ -16,7 +16,6 @@ from typing import Any
 
 import dramatiq
 import pytest
-import sqlalchemy as sa
 from falcon import testing
 from standardwebhooks import Webhook
 
@@ -31,12 +30,11 @@ from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
 from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import all_provider_settings
-from backend.store import accounts as accounts_store
 from backend.store import provider_tasks as tasks_store
-from backend.store.tables import credit_ledger
 from tests.conftest import make_settings, wait_until
 from tests.support.api import GENERATIONS, deliveries_of, submit, wait_for_status
 from tests.support.faults import inject_fault, renders, stats
+from tests.support.ledger import balance, ledger, task_states
 from tests.support.receiver import WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
 
@@ -92,31 +90,6 @@ def read(api: testing.TestClient, auth: dict[str, str], job_id: str) -> dict:
     result = api.simulate_get(f"{GENERATIONS}/{job_id}", headers=auth)
     assert result.status_code == 200, result.text
     return dict(result.json)
-
-
-def balance(ctx: Context, account: NewAccount) -> int:
-    """The account's balance, checked against the sum of its ledger."""
-    with ctx.store.begin() as conn:
-        found = accounts_store.get_account(conn, account.account.id)
-        assert found is not None
-        assert accounts_store.ledger_balance(conn, account.account.id) == found.credits
-    return found.credits
-
-
-def ledger(ctx: Context, job_id: str) -> list[tuple[str, int]]:
-    """The job's ledger rows, oldest first, as (reason, delta)."""
-    with ctx.store.begin() as conn:
-        rows = conn.execute(
-            sa.select(credit_ledger.c.reason, credit_ledger.c.delta)
-            .where(credit_ledger.c.job_id == job_id)
-            .order_by(credit_ledger.c.id)
-        )
-        return [(r.reason, r.delta) for r in rows]
-
-
-def task_states(ctx: Context, job_id: str) -> list[tuple[str, str]]:
-    with ctx.store.begin() as conn:
-        return [(t.provider, t.state.value) for t in tasks_store.tasks_of_job(conn, job_id)]
 
 
 def rendering_in_process(ctx: Context, account: NewAccount, model: str = "runway-gen4.5") -> str:

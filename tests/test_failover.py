@@ -10,7 +10,6 @@ The shipped catalog's chains used here:
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 from falcon import testing
 
 from backend.accounts import NewAccount
@@ -18,12 +17,10 @@ from backend.context import Context
 from backend.providers.health import RouteHealth
 from backend.settings import Settings
 from backend.simulator.credentials import all_provider_settings
-from backend.store import accounts as accounts_store
-from backend.store import provider_tasks as tasks_store
-from backend.store.tables import credit_ledger
 from tests.conftest import make_settings
 from tests.support.api import submit, wait_for_status
 from tests.support.faults import inject_fault, renders
+from tests.support.ledger import balance, ledger, task_states
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -45,25 +42,6 @@ def settings(database_url: str, redis_url: str, simulator: str) -> Settings:
     )
 
 
-def balance(ctx: Context, account: NewAccount) -> int:
-    with ctx.store.begin() as conn:
-        found = accounts_store.get_account(conn, account.account.id)
-        assert found is not None
-        assert accounts_store.ledger_balance(conn, account.account.id) == found.credits
-    return found.credits
-
-
-def ledger(ctx: Context, job_id: str) -> list[tuple[str, int]]:
-    """The job's ledger rows, oldest first, as (reason, delta)."""
-    with ctx.store.begin() as conn:
-        rows = conn.execute(
-            sa.select(credit_ledger.c.reason, credit_ledger.c.delta)
-            .where(credit_ledger.c.job_id == job_id)
-            .order_by(credit_ledger.c.id)
-        )
-        return [(r.reason, r.delta) for r in rows]
-
-
 def hops(job: dict) -> list[tuple[str, int, str, str]]:
     """The routing events of a job's status chain: (event, route index, model, reason)."""
     return [
@@ -71,11 +49,6 @@ def hops(job: dict) -> list[tuple[str, int, str, str]]:
         for e in job["status_chain"]
         if e.get("event") in ("failover", "route_skipped")
     ]
-
-
-def task_states(ctx: Context, job_id: str) -> list[tuple[str, str]]:
-    with ctx.store.begin() as conn:
-        return [(t.provider, t.state.value) for t in tasks_store.tasks_of_job(conn, job_id)]
 
 
 # -- at submission ---------------------------------------------------------------------------
