@@ -74,6 +74,7 @@ class Stack:
     sim_url: str
     redis_url: str
     api_key: str
+    process: subprocess.Popen[bytes]
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def running_stack(args: argparse.Namespace, run: str, extra: dict[str, str]) -> 
             redis_url = wait_until_up(work / "up.log", process)
             credits = JOB_CREDITS * args.jobs * 2 + 100
             key = create_account(genhook, work, env, credits)
-            yield Stack(work, f"http://127.0.0.1:{args.port}", sim_url, redis_url, key)
+            base_url = f"http://127.0.0.1:{args.port}"
+            yield Stack(work, base_url, sim_url, redis_url, key, process)
         finally:
             stop(process)
 
@@ -240,7 +242,7 @@ def run_batch(stack: Stack, args: argparse.Namespace, run: str, name: str) -> Ba
         prompts = [f"genhook polling bench {run} {name} #{n}" for n in range(args.jobs)]
         ids = submit_all(stack, prompts, args.concurrency)
         submitted = time.time()
-        wait_until_settled(api, deadline=submitted + 3 * args.render_seconds + 300)
+        wait_until_settled(stack, api, deadline=submitted + 3 * args.render_seconds + 300)
         after = sim_stats(stack.sim_url)
         machine_after = Usage.read().machine
         jobs = [job for job in all_jobs(api) if job["id"] in ids]
@@ -291,9 +293,11 @@ def submit_all(stack: Stack, prompts: list[str], concurrency: int) -> set[str]:
         return {job_id for ids in pool.map(submit, chunks) for job_id in ids}
 
 
-def wait_until_settled(api: httpx.Client, *, deadline: float) -> None:
+def wait_until_settled(stack: Stack, api: httpx.Client, *, deadline: float) -> None:
     """Until no job of the account is pending or processing."""
     while time.time() < deadline:
+        if stack.process.poll() is not None:
+            raise SystemExit(f"genhook up stopped during the batch; see {stack.work_dir}/up.log")
         busy = [
             api.get("/v1/video/generations", params={"status": status, "limit": 1}).json()["data"]
             for status in ("pending", "processing")

@@ -96,6 +96,27 @@ def test_a_failover_to_a_cheaper_model_bills_the_lower_price_and_refunds_the_dif
     assert [r["dialect"] for r in renders(simulator)] == ["byteplus"]
 
 
+def test_a_costlier_fallback_takes_the_job_at_the_charged_price(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount, simulator: str
+) -> None:
+    # Given every kling-v3 and Seedance route refuses the job (fal only for Kling v3)
+    inject_fault(simulator, on="submit", kind="rate_limited", dialect="kling")
+    v3_at_fal = "fal-ai/kling-video/v3/pro/text-to-video"
+    inject_fault(simulator, on="submit", kind="capacity", dialect="fal", model=v3_at_fal)
+    inject_fault(simulator, on="submit", kind="server_error", dialect="byteplus")
+    inject_fault(simulator, on="submit", kind="server_error", dialect="replicate")
+
+    job = submit(api, auth, model="kling-v3")
+
+    # Then Kling O3 Pro (5 credits) renders it, billed the 3 charged; the cheaper Seedance
+    # routes that refused it changed nothing
+    done = wait_for_status(api, auth, job["id"], "completed")
+    assert done["rendered_model"] == "kling-o3-pro"
+    assert (done["credits"], done["credits_billed"]) == (3, 3)
+    assert ledger(ctx, job["id"]) == [("debit", -3)]
+    assert balance(ctx, account) == START - 3
+
+
 def test_a_content_policy_refusal_fails_at_once_without_failover(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount, simulator: str
 ) -> None:
@@ -149,8 +170,8 @@ def test_a_job_whose_every_route_fails_is_retried_once_then_failed_and_refunded_
     rounds = [h for h in hops(failed) if h[3] == "plan_exhausted"]
     assert len(rounds) == 1
     assert len(task_states(ctx, job["id"])) == 2 * 5  # five routes, two rounds
-    # What was billed (2, after the move to Seedance) is what was refunded
-    assert ledger(ctx, job["id"]) == [("debit", -3), ("reprice:2", 1), ("refund", 2)]
+    # No route took it, so no price changed: the whole charge came back
+    assert ledger(ctx, job["id"]) == [("debit", -3), ("refund", 3)]
     assert failed["credits_billed"] == 0
     assert balance(ctx, account) == START
 

@@ -9,9 +9,10 @@ mid-way, or when polling loses the provider. Rules:
   is open (``backend/providers/health.py``) while another route can take the job.
 - Mid-render, a route of a model priced above what the job was charged is skipped: the
   render started paid for, and a second charge never happens.
-- At submission any route may be used. Either way the job is billed the lower of what
-  it was billed and the new route's model price, and the difference is refunded at once
-  (``backend/jobs/credits.py:reprice``).
+- At submission any route may be used. Either way, once a route accepts the job
+  (``submit.py``), it is billed the lower of what it was billed and that route's model
+  price, and the difference is refunded at once (``backend/jobs/credits.py:reprice``); a
+  cheaper route that refused the job changes nothing.
 - Each move is a ``failover`` entry in the job's status chain (route index, model,
   reason) and sets ``failover_used``.
 
@@ -29,7 +30,6 @@ from typing import Any
 from backend.context import Context
 from backend.errors import ProviderError
 from backend.jobs import finish
-from backend.jobs.credits import reprice
 from backend.jobs.routes import PlannedRoute, plan_of
 from backend.jobs.states import JobPhase, JobStatus
 from backend.providers.health import RouteHealth
@@ -107,7 +107,6 @@ def move(
             _append_note(conn, current, skipped)
             current = jobs_store.get_job(conn, job.id)
             assert current is not None
-        billed = reprice(conn, current, choice.index, hop.credits)
         if task_state is not None:
             tasks_store.end_job_tasks(conn, job.id, task_state, current.provider_job_id)
         moved = jobs_store.transition(
@@ -121,7 +120,6 @@ def move(
             provider=hop.provider,
             provider_model=hop.provider_model,
             rendered_model=hop.model,
-            credits_billed=billed,
             failover_used=current.failover_used or is_failover,
             provider_job_id=None,
             poll_token=None,

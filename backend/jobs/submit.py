@@ -16,6 +16,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from backend.context import Context
 from backend.errors import (
     ProviderError,
@@ -26,6 +28,9 @@ from backend.errors import (
 from backend.images.handoff import image_inputs
 from backend.jobs import failover, finish
 from backend.jobs.backoff import transient_delay_seconds
+from backend.jobs.credits import billed as credits_billed_of
+from backend.jobs.credits import reprice
+from backend.jobs.routes import plan_of
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
@@ -167,6 +172,8 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
             poll_failures=0,
             next_poll_at=now,
         )
+        if updated is not None:
+            updated = _bill_route_price(conn, updated)
     if updated is None:
         # Canceled (or expired) while the create call was out: stop the new render.
         with ctx.store.begin() as conn:
@@ -177,6 +184,21 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
     log.info("job %s submitted to %s as %s", job.id, job.provider, task_id)
     ctx.cache.put(updated, now)
     return Next(poll_token=token)
+
+
+def _bill_route_price(conn: sa.Connection, job: JobRecord) -> JobRecord:
+    """The route that took the job renders a model that may cost less than what the job
+    was billed: bill that price from now on, the difference refunded in this transaction."""
+    plan = plan_of(job.route_plan)
+    if job.route_index >= len(plan):
+        return job
+    billed = reprice(conn, job, job.route_index, plan[job.route_index].credits)
+    if billed == credits_billed_of(job):
+        return job
+    jobs_store.update_job(conn, job.id, credits_billed=billed)
+    repriced = jobs_store.get_job(conn, job.id)
+    assert repriced is not None
+    return repriced
 
 
 def _handle_error(
