@@ -242,3 +242,13 @@ def test_a_late_render_is_seen_within_a_quarter_of_its_lateness() -> None:
     polls, lag = _render(expected=300, actual=450)
     assert polls <= 30
     assert lag <= 0.25 * 150
+
+
+def test_a_render_still_running_at_100_percent_is_polled_again_at_the_route_minimum() -> None:
+    # Runway rounds progress: 100 % can come a moment before SUCCEEDED
+    eta = estimate_eta_seconds(expected_total=90, elapsed=40, progress=100.0, provider_eta=None)
+    delay = next_poll_delay_seconds(
+        expected_total=90, elapsed=40, eta=eta, min_interval=5, max_interval=30
+    )
+
+    assert eta == 0.0 and delay == 5

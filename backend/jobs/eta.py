@@ -32,12 +32,15 @@ def estimate_eta_seconds(
     - The provider's own ETA, when it gives one, wins: it knows its queue.
     - Else the history says ``expected_total - elapsed``; past that, a tenth of the time
       taken so far (``OVERDUE_ETA_FRACTION``), so the estimate keeps growing while late.
+    - A running render at 100 % is about to finish: 0.
     - A progress ``p`` in (0, 100) refines it: at that pace ``elapsed * (100 - p) / p``
       remain. Early progress numbers are noisy (queueing, warm-up), so the pace gets weight
       ``p / 100`` and the history the rest.
     """
     if provider_eta is not None:
         return max(0.0, provider_eta)
+    if progress is not None and progress >= 100:
+        return 0.0  # the provider says it is all but done: look again soon
     elapsed = max(0.0, elapsed)
     by_history = max(expected_total - elapsed, OVERDUE_ETA_FRACTION * elapsed)
     if progress is None or not 0 < progress < 100:
