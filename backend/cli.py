@@ -47,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
         run=_migrate
     )
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
+    schemas = sub.add_parser("schemas", help="the contract in schemas/").add_subparsers(
+        title="actions"
+    )
+    export = schemas.add_parser(
+        "export", help="write the JSON Schemas and the OpenAPI document (default ./schemas)"
+    )
+    export.add_argument("--dir", default=None, help="target directory (default ./schemas)")
+    export.set_defaults(run=_schemas_export)
     sub.add_parser(
         "providers",
         help="probe each enabled provider with an authenticated call, then show every "
@@ -130,6 +138,22 @@ def _openapi(args: argparse.Namespace) -> int:
     from backend.context import build_context
 
     print(json.dumps(openapi_document(build_context(get_settings())), indent=2))
+    return 0
+
+
+def _schemas_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.api.contract import DEFAULT_DIR, export
+    from backend.context import build_context
+
+    directory = Path(args.dir) if args.dir else DEFAULT_DIR
+    ctx = build_context(get_settings())
+    try:
+        written = export(ctx, directory)
+    finally:
+        ctx.close()
+    print(f"genhook: wrote {len(written)} files to {directory}")
     return 0
 
 

@@ -76,17 +76,8 @@ def build_document(
     maps each event genhook sends to (summary, payload model)."""
     webhooks = webhooks or {}
     paths: dict[str, dict[str, Any]] = {}
-    ops: list[tuple[str, str, Operation, bool]] = []
-    for path, resource, suffix in routes:
-        for method in _HTTP_METHODS:
-            responder = getattr(resource, f"on_{method}{suffix}", None)
-            op = getattr(responder, "__genhook_operation__", None)
-            if op is not None:
-                ops.append((path, method, op, getattr(resource, "public", False)))
-
-    models: set[type[BaseModel]] = {Problem, *(model for _, model in webhooks.values())}
-    for _, _, op, _ in ops:
-        models.update(m for m in (op.request, op.query, *op.responses.values()) if m is not None)
+    ops = operations(routes)
+    models = document_models(ops, webhooks)
     _, schema = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -110,8 +101,50 @@ def build_document(
     }
 
 
+def operations(
+    routes: Iterable[tuple[str, Any, str]],
+) -> list[tuple[str, str, Operation, bool]]:
+    """(path, method, operation, public) of every documented responder, in route order."""
+    ops: list[tuple[str, str, Operation, bool]] = []
+    for path, resource, suffix in routes:
+        for method in _HTTP_METHODS:
+            responder = getattr(resource, f"on_{method}{suffix}", None)
+            op = getattr(responder, "__genhook_operation__", None)
+            if op is not None:
+                ops.append((path, method, op, getattr(resource, "public", False)))
+    return ops
+
+
+def document_models(
+    ops: Iterable[tuple[str, str, Operation, bool]],
+    webhooks: Mapping[str, tuple[str, type[BaseModel]]],
+) -> set[type[BaseModel]]:
+    """Every model the document names directly: bodies, queries, responses, webhook
+    payloads and the problem details."""
+    models: set[type[BaseModel]] = {Problem, *(model for _, model in webhooks.values())}
+    for _, _, op, _ in ops:
+        models.update(m for m in (op.request, op.query, *op.responses.values()) if m is not None)
+    return models
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _media(model: type[BaseModel]) -> dict[str, Any]:
+    """A JSON media type object: the model's schema, and its first example if it has one
+    (``model_config["json_schema_extra"]["examples"]``), which tools show as a sample."""
+    media: dict[str, Any] = {"schema": _ref(model)}
+    example = model_example(model)
+    if example is not None:
+        media["example"] = example
+    return media
+
+
+def model_example(model: type[BaseModel]) -> Any:
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    return examples[0] if isinstance(examples, list) and examples else None
 
 
 def _operation_object(
@@ -141,12 +174,12 @@ def _operation_object(
     if op.request is not None:
         result["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(op.request)}},
+            "content": {"application/json": _media(op.request)},
         }
     for status, model in op.responses.items():
         response: dict[str, Any] = {"description": model.__name__ if model else "No content"}
         if model is not None:
-            response["content"] = {"application/json": {"schema": _ref(model)}}
+            response["content"] = {"application/json": _media(model)}
         if status in op.headers:
             response["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
@@ -179,7 +212,7 @@ def _webhook_object(event: str, summary: str, model: type[BaseModel]) -> dict[st
             ],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(model)}},
+                "content": {"application/json": _media(model)},
             },
             "responses": {"200": {"description": "Any 2xx acknowledges the delivery."}},
         }

@@ -8,14 +8,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.schemas import examples
+
 # Deliberately loose (RFC 5322 is not worth enforcing): one @, no spaces, a dotted domain.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SignupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [examples.SIGNUP_REQUEST]},
+    )
 
-    email: str = Field(max_length=320, examples=["dev@example.com"])
+    email: str = Field(
+        max_length=320,
+        description="The account's email address (stored in lower case); one account each.",
+        examples=["dev@example.com"],
+    )
 
     @field_validator("email")
     @classmethod
@@ -26,20 +36,25 @@ class SignupRequest(BaseModel):
 
 
 class SignupResponse(BaseModel):
-    object: Literal["account"] = "account"
-    id: str
-    email: str
-    credits: int
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.SIGNUP_RESPONSE]})
+
+    object: Literal["account"] = Field(default="account", description="Always `account`.")
+    id: str = Field(description="The account's id.", examples=[examples.ACCOUNT_ID])
+    email: str = Field(description="The account's email address, in lower case.")
+    credits: int = Field(description="The starting credit balance.")
     api_key: str = Field(description="Bearer key for the API. Shown once; only its hash is kept.")
     signing_secret: str = Field(
-        description="`whsec_…` secret that signs this account's webhooks (HMAC-SHA256)."
+        description="`whsec_…` secret that signs the webhooks sent to generations' own "
+        "`webhook_url` (HMAC-SHA256); webhook endpoints have their own."
     )
-    created_at: datetime
+    created_at: datetime = Field(description="When the account was created.")
 
 
 class Account(BaseModel):
-    object: Literal["account"] = "account"
-    id: str
-    email: str
-    credits: int
-    created_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ACCOUNT]})
+
+    object: Literal["account"] = Field(default="account", description="Always `account`.")
+    id: str = Field(description="The account's id.", examples=[examples.ACCOUNT_ID])
+    email: str = Field(description="The account's email address, in lower case.")
+    credits: int = Field(description="The credit balance: what the account can still spend.")
+    created_at: datetime = Field(description="When the account was created.")

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.schemas import examples
+
 MAX_WEBHOOK_URL_CHARS = 2048
 
 
@@ -29,25 +31,35 @@ def webhook_url_shape(value: str) -> str:
 
 
 class FieldProblem(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.FIELD_PROBLEM]})
+
     field: str = Field(description="Dotted path of the offending field, e.g. `metadata.sku`.")
-    message: str
+    message: str = Field(description="What is wrong with it.")
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem details object (``application/problem+json``)."""
 
-    model_config = ConfigDict(title="Problem")
+    model_config = ConfigDict(title="Problem", json_schema_extra={"examples": [examples.PROBLEM]})
 
-    type: str = Field(description="URI identifying the problem type.")
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
+    type: str = Field(
+        description="URI identifying the problem type: `urn:genhook:problem:` and a slug, "
+        "e.g. `urn:genhook:problem:insufficient-credits`."
+    )
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, for a person.")
+    instance: str | None = Field(default=None, description="The path that was requested.")
     errors: list[FieldProblem] = Field(
         default_factory=list, description="One entry per offending field (validation only)."
     )
 
 
 class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.HEALTH]})
+
+    status: str = Field(description="`ok`, or `unavailable` when a check failed.")
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Readiness only: `ok` or the error, per dependency (`database`, `redis`).",
+    )

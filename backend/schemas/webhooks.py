@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from backend.durations import parse_duration
+from backend.schemas import examples
 from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
 from backend.schemas.generations import WebhookEvent
 from backend.webhooks.retry import MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS, validate_schedule
@@ -37,22 +38,44 @@ def _events(value: list[str]) -> list[str]:
 
 
 class WebhookEndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A URL to subscribe to generation events."""
 
-    url: str = Field(max_length=MAX_WEBHOOK_URL_CHARS, examples=["https://hooks.example/genhook"])
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT_CREATE]}
+    )
+
+    url: str = Field(
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        description="Where the events are POSTed: a public http(s) URL (private, loopback "
+        "and link-local addresses are refused).",
+        examples=[examples.ENDPOINT_URL],
+    )
     events: list[WebhookEvent] = Field(
         default_factory=_default_events,
         min_length=1,
         description="Events to receive; `video.generation.status_changed` (every phase "
         "change) is opt-in.",
+        examples=[examples.DEFAULT_EVENTS],
     )
-    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
-    enabled: bool = True
+    description: str = Field(
+        default="",
+        max_length=MAX_DESCRIPTION_CHARS,
+        description=f"A note for yourself (up to {MAX_DESCRIPTION_CHARS} characters).",
+        examples=["Listing videos for the CRM"],
+    )
+    enabled: bool = Field(
+        default=True, description="`false` registers it without sending anything yet."
+    )
     retry_schedule: list[StrictFloat | str] | None = Field(
-        default=None, description=_SCHEDULE_HELP, examples=[["0s", "5m", "30m", "2h", "5h", "10h"]]
+        default=None, description=_SCHEDULE_HELP, examples=[examples.RETRY_SCHEDULE]
     )
     timeout_seconds: StrictFloat | None = Field(
-        default=None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Per-attempt timeout override."
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        description=f"Seconds to wait for an answer to one attempt (at most "
+        f"{MAX_TIMEOUT_SECONDS:g}). `null`: the server's default.",
+        examples=[15.0],
     )
 
     _url = field_validator("url")(webhook_url_shape)
@@ -63,16 +86,45 @@ class WebhookEndpointCreate(BaseModel):
 class WebhookEndpointUpdate(BaseModel):
     """Fields to change; absent fields stay as they are, `null` resets an override."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    url: str | None = Field(default=None, max_length=MAX_WEBHOOK_URL_CHARS)
-    events: list[WebhookEvent] | None = Field(default=None, min_length=1)
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
-    enabled: bool | None = Field(
-        default=None, description="`true` re-enables an endpoint that was disabled."
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT_UPDATE]}
     )
-    retry_schedule: list[StrictFloat | str] | None = Field(default=None, description=_SCHEDULE_HELP)
-    timeout_seconds: StrictFloat | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
+
+    url: str | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        description="A new public http(s) URL; later attempts of pending deliveries go there.",
+        examples=[examples.ENDPOINT_URL],
+    )
+    events: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        description="The events to receive from now on (replaces the list).",
+        examples=[examples.WEBHOOK_ENDPOINT_UPDATE["events"]],
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_DESCRIPTION_CHARS,
+        description=f"A note for yourself (up to {MAX_DESCRIPTION_CHARS} characters).",
+        examples=["Listing videos for the CRM"],
+    )
+    enabled: bool | None = Field(
+        default=None,
+        description="`true` re-enables an endpoint that was disabled (and forgets its "
+        "failures); `false` stops sending to it.",
+        examples=[True],
+    )
+    retry_schedule: list[StrictFloat | str] | None = Field(
+        default=None, description=_SCHEDULE_HELP, examples=[examples.RETRY_SCHEDULE]
+    )
+    timeout_seconds: StrictFloat | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        description=f"Seconds to wait for an answer to one attempt (at most "
+        f"{MAX_TIMEOUT_SECONDS:g}). `null`: the server's default.",
+        examples=[15.0],
+    )
 
     @field_validator("url")
     @classmethod
@@ -99,36 +151,58 @@ class WebhookEndpointUpdate(BaseModel):
 
 
 class WebhookEndpoint(BaseModel):
-    object: Literal["webhook_endpoint"] = "webhook_endpoint"
-    id: str = Field(examples=["we_01jc0q7v6b3m9x2k4p8r5t1w"])
-    url: str
-    events: list[WebhookEvent]
-    description: str
-    enabled: bool
-    disabled_reason: str | None = Field(description="Why genhook disabled it, if it did.")
-    disabled_at: datetime | None
+    """A URL subscribed to generation events."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT]})
+
+    object: Literal["webhook_endpoint"] = Field(
+        default="webhook_endpoint", description="Always `webhook_endpoint`."
+    )
+    id: str = Field(description="The endpoint's id.", examples=[examples.ENDPOINT_ID])
+    url: str = Field(description="Where the events are POSTed.")
+    events: list[WebhookEvent] = Field(description="The events it receives.")
+    description: str = Field(description="The account's note.")
+    enabled: bool = Field(description="Whether events are sent to it.")
+    disabled_reason: str | None = Field(
+        description="Why it is disabled: `disabled by the account`, or genhook's reason when "
+        "it disabled the endpoint itself (a 410 Gone answer, or failing for too long)."
+    )
+    disabled_at: datetime | None = Field(description="When it was disabled.")
     retry_schedule: list[float] | None = Field(
         description="Delays in seconds before each attempt; `null`: the server's default."
     )
-    timeout_seconds: StrictFloat | None = Field(description="`null`: the server's default.")
-    failing_since: datetime | None = Field(
-        description="Start of the current run of failed attempts (no success since)."
+    timeout_seconds: StrictFloat | None = Field(
+        description="Seconds to wait for an answer to one attempt; `null`: the server's default."
     )
-    created_at: datetime
-    updated_at: datetime
+    failing_since: datetime | None = Field(
+        description="Start of the current run of failed attempts (no success since); an "
+        "endpoint failing for `GENHOOK_WEBHOOK_ENDPOINT_DISABLE_AFTER_SECONDS` is disabled."
+    )
+    created_at: datetime = Field(description="When it was created.")
+    updated_at: datetime = Field(description="Last change of its settings or state.")
 
 
 class WebhookEndpointCreated(WebhookEndpoint):
+    """A new webhook endpoint, with the secret that signs its webhooks."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT_CREATED]})
+
     secret: str = Field(description="`whsec_…` secret that signs this endpoint's webhooks.")
 
 
 class WebhookEndpointList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[WebhookEndpoint]
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT_LIST]})
+
+    object: Literal["list"] = Field(default="list", description="Always `list`.")
+    data: list[WebhookEndpoint] = Field(description="The account's endpoints, oldest first.")
 
 
 class SigningSecret(BaseModel):
-    object: Literal["signing_secret"] = "signing_secret"
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.SIGNING_SECRET_ANSWER]})
+
+    object: Literal["signing_secret"] = Field(
+        default="signing_secret", description="Always `signing_secret`."
+    )
     secret: str = Field(description="The current `whsec_…` secret.")
     previous_secret_expires_at: datetime | None = Field(
         description="Until then the previous secret signs too (a second `v1,` signature)."
@@ -136,27 +210,41 @@ class SigningSecret(BaseModel):
 
 
 class RecoverRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.RECOVER_REQUEST]}
+    )
 
     since: AwareDatetime = Field(
         description="Re-send every failed delivery to this endpoint created at or after this "
-        "time (RFC 3339 with a time zone)."
+        "time (RFC 3339 with a time zone).",
+        examples=[examples.RECOVER_REQUEST["since"]],
     )
 
 
 class RecoverResult(BaseModel):
-    object: Literal["webhook_recovery"] = "webhook_recovery"
-    endpoint_id: str
-    since: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.RECOVER_RESULT]})
+
+    object: Literal["webhook_recovery"] = Field(
+        default="webhook_recovery", description="Always `webhook_recovery`."
+    )
+    endpoint_id: str = Field(description="The endpoint the deliveries go to.")
+    since: datetime = Field(description="The `since` of the request.")
     delivery_ids: list[str] = Field(description="The deliveries queued again, oldest first.")
 
 
 class DeliveryAttempt(BaseModel):
-    attempted_at: datetime
+    """One POST of a delivery, or one that could not be sent."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.DELIVERY_ATTEMPTS[0]]})
+
+    attempted_at: datetime = Field(description="When the attempt was made.")
     url: str | None = Field(description="Where it was sent; `null` if nothing was sent.")
     response_status: int | None = Field(description="HTTP status, `null` if none came back.")
-    latency_ms: int
-    error: str | None
+    latency_ms: int = Field(description="Milliseconds until the answer (or the failure).")
+    error: str | None = Field(
+        description="What went wrong (a non-2xx answer, a timeout, a refused address) or "
+        "why nothing was sent; `null` after a 2xx."
+    )
     response_body: str | None = Field(description="The first 2 KB of the receiver's answer.")
     dedup_unavailable: bool = Field(
         description="Redis could not be asked whether this was already delivered; the "
@@ -165,26 +253,42 @@ class DeliveryAttempt(BaseModel):
 
 
 class Delivery(BaseModel):
-    object: Literal["webhook_delivery"] = "webhook_delivery"
-    id: str = Field(description="Also the `webhook-id` header of every attempt.")
-    generation_id: str
+    """One event for one destination, with every attempt to send it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.DELIVERY]})
+
+    object: Literal["webhook_delivery"] = Field(
+        default="webhook_delivery", description="Always `webhook_delivery`."
+    )
+    id: str = Field(
+        description="Also the `webhook-id` header of every attempt.",
+        examples=[examples.DELIVERY_ID],
+    )
+    generation_id: str = Field(description="The generation the event is about.")
     endpoint_id: str | None = Field(
         description="`null`: the generation's own `webhook_url`, signed with the account secret."
     )
-    event: WebhookEvent
+    event: WebhookEvent = Field(description="The event sent.")
     url: str = Field(
         description="The destination when the event happened; an endpoint's later attempts "
         "go to its current URL (see each attempt's `url`)."
     )
-    status: Literal["pending", "delivered", "failed"]
-    attempt_count: int
-    next_attempt_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    delivered_at: datetime | None
-    attempts: list[DeliveryAttempt]
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`pending` while attempts remain, `delivered` after a 2xx answer, "
+        "`failed` when no attempt succeeded and none is left (redeliver or recover it)."
+    )
+    attempt_count: int = Field(description="Attempts made so far, over every round.")
+    next_attempt_at: datetime | None = Field(
+        description="When the next attempt is due, while `pending`."
+    )
+    created_at: datetime = Field(description="When the event happened.")
+    updated_at: datetime = Field(description="Last change of the delivery.")
+    delivered_at: datetime | None = Field(description="When a 2xx answer came back.")
+    attempts: list[DeliveryAttempt] = Field(description="Every attempt, oldest first.")
 
 
 class DeliveryList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[Delivery]
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.DELIVERY_LIST]})
+
+    object: Literal["list"] = Field(default="list", description="Always `list`.")
+    data: list[Delivery] = Field(description="The deliveries, oldest first.")

@@ -21,7 +21,10 @@ class SignupResource:
     @operation(
         operation_id="signUp",
         summary="Create an account",
-        description="Returns the API key (shown once) and the webhook signing secret.",
+        description="Creates an account with the server's starting credits and returns its "
+        "API key, shown only this once, and the `whsec_` secret that signs webhooks sent to "
+        "generations' own `webhook_url`. An email already signed up is a 409; a server with "
+        "signup turned off answers 403.",
         tags=("accounts",),
         request=SignupRequest,
         responses={201: SignupResponse},
@@ -50,6 +53,8 @@ class AccountResource:
     @operation(
         operation_id="getAccount",
         summary="The calling account and its credit balance",
+        description="The account the API key belongs to, with its credit balance: what it "
+        "can still spend on generations.",
         tags=("accounts",),
         responses={200: Account},
     )

@@ -19,6 +19,9 @@ class ModelsResource:
     @operation(
         operation_id="listModels",
         summary="Models and their credit prices",
+        description="Every model you can order, with its price in credits per duration, the "
+        "aspect ratios and inputs it takes, and the models a job falls back to. Needs no "
+        "API key.",
         tags=("models",),
         responses={200: CatalogList},
     )

@@ -26,10 +26,11 @@ class GenerationsResource:
     @operation(
         operation_id="createVideoGeneration",
         summary="Submit a video generation",
-        description="Charges the model's price at once and answers 202; the signed result "
-        "is POSTed to `webhook_url` when the job ends. Poll the `Location` otherwise. "
-        "`image_url` and `end_image_url` (first and last frame, for models that take them) "
-        "are fetched and checked before anything is charged.",
+        description="Answers 202 at once with the generation `pending`: the model's price is "
+        "charged now (402 if the balance is short) and refunded if the job fails or is "
+        "canceled. When it ends, the signed result is POSTed to `webhook_url` and to the "
+        "subscribed webhook endpoints; otherwise poll the `Location`. Every field and image "
+        "is checked before anything is charged (a 422 names the field).",
         tags=("generations",),
         request=GenerationCreate,
         responses={202: Generation},
@@ -48,6 +49,9 @@ class GenerationsResource:
     @operation(
         operation_id="listVideoGenerations",
         summary="List generations, newest first",
+        description="The account's generations, a page at a time: pass `next_cursor` as "
+        "`cursor` while `has_more` is true. `status` keeps only the generations in that "
+        "status.",
         tags=("generations",),
         query=GenerationListQuery,
         responses={200: GenerationList},
@@ -68,7 +72,10 @@ class GenerationResource:
 
     @operation(
         operation_id="getVideoGeneration",
-        summary="Get one generation (served from the status cache)",
+        summary="Get one generation",
+        description="Where the job is: status, phase, progress and ETA, and `output_url` "
+        "once it completed (a signed link, fresh on every read). Served from the status "
+        "cache; another account's generation is a 404, like one that does not exist.",
         tags=("generations",),
         responses={200: Generation},
         errors=(404,),

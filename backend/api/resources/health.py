@@ -17,6 +17,8 @@ class HealthResource:
     @operation(
         operation_id="getHealth",
         summary="Liveness: the API process answers",
+        description="Answers 200 while the API process runs; checks nothing else. Needs no "
+        "API key.",
         tags=("operations",),
         responses={200: Health},
     )
@@ -33,6 +35,8 @@ class ReadyResource:
     @operation(
         operation_id="getReadiness",
         summary="Readiness: the database and Redis answer",
+        description="200 when the database and Redis both answer, else 503 with the failing "
+        "check's error in `checks`. Needs no API key.",
         tags=("operations",),
         responses={200: Health, 503: Health},
     )

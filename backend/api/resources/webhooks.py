@@ -36,9 +36,10 @@ class WebhookEndpointsResource:
     @operation(
         operation_id="createWebhookEndpoint",
         summary="Subscribe a URL to generation events",
-        description="Returns the endpoint's own `whsec_` signing secret. The URL must not "
-        "point at a private, loopback or otherwise non-public address. An account may have "
-        f"{endpoints.MAX_ENDPOINTS_PER_ACCOUNT} endpoints (409 beyond).",
+        description="The events it subscribes to are POSTed to the URL, signed with the "
+        "endpoint's own `whsec_` secret (returned here) and retried on its schedule. A URL "
+        "that points at a private, loopback or otherwise non-public address is a 422; an "
+        f"account may have {endpoints.MAX_ENDPOINTS_PER_ACCOUNT} endpoints (409 beyond).",
         tags=TAGS,
         request=WebhookEndpointCreate,
         responses={201: WebhookEndpointCreated},
@@ -57,6 +58,8 @@ class WebhookEndpointsResource:
     @operation(
         operation_id="listWebhookEndpoints",
         summary="The account's webhook endpoints",
+        description="Every endpoint the account has not deleted, oldest first, without "
+        "their secrets.",
         tags=TAGS,
         responses={200: WebhookEndpointList},
     )
@@ -72,6 +75,8 @@ class WebhookEndpointResource:
     @operation(
         operation_id="getWebhookEndpoint",
         summary="One webhook endpoint",
+        description="Its URL, events and retry settings, and why and since when it is "
+        "disabled or failing. A deleted endpoint is a 404.",
         tags=TAGS,
         responses={200: WebhookEndpoint},
         errors=(404,),
@@ -82,7 +87,10 @@ class WebhookEndpointResource:
 
     @operation(
         operation_id="updateWebhookEndpoint",
-        summary="Change a webhook endpoint (`enabled: true` re-enables a disabled one)",
+        summary="Change a webhook endpoint",
+        description="Changes only the fields given; `null` puts `retry_schedule` or "
+        "`timeout_seconds` back to the server's default. `enabled: true` re-enables a "
+        "disabled endpoint and forgets its failures; a new URL is checked as at creation.",
         tags=TAGS,
         request=WebhookEndpointUpdate,
         responses={200: WebhookEndpoint},
@@ -95,7 +103,9 @@ class WebhookEndpointResource:
 
     @operation(
         operation_id="deleteWebhookEndpoint",
-        summary="Stop sending to a webhook endpoint (its delivery log stays readable)",
+        summary="Delete a webhook endpoint",
+        description="No event is sent to it any more, and its pending deliveries fail "
+        "unsent. Its deliveries stay readable in the delivery log.",
         tags=TAGS,
         responses={204: None},
         errors=(404,),
@@ -112,6 +122,8 @@ class WebhookEndpointSecretResource:
     @operation(
         operation_id="getWebhookEndpointSecret",
         summary="The endpoint's current signing secret",
+        description="The `whsec_` secret that signs the endpoint's webhooks now and, after a "
+        "rotation, until when the previous one signs too.",
         tags=TAGS,
         responses={200: SigningSecret},
         errors=(404,),
@@ -149,7 +161,8 @@ class RecoverWebhookEndpointResource:
         operation_id="recoverWebhookEndpoint",
         summary="Re-send every failed delivery to this endpoint since a time",
         description="Each delivery gets a fresh round on the endpoint's retry schedule, with "
-        f"its original `webhook-id`. At most {replay.MAX_RECOVER} per call.",
+        f"its original `webhook-id`. At most {replay.MAX_RECOVER} per call; call again "
+        "with a later `since` for more. A disabled endpoint is a 409 (re-enable it first).",
         tags=TAGS,
         request=RecoverRequest,
         responses={202: RecoverResult},
@@ -170,9 +183,11 @@ class RotateAccountSecretResource:
 
     @operation(
         operation_id="rotateAccountSigningSecret",
-        summary="Replace the secret that signs deliveries to generations' own webhook_url",
-        description="The old secret keeps signing, as a second `v1,` signature in "
-        "`webhook-signature`, until `previous_secret_expires_at` (24 h by default).",
+        summary="Replace the account's signing secret",
+        description="This secret signs deliveries to generations' own `webhook_url` "
+        "(endpoints have their own). The old secret keeps signing, as a second `v1,` "
+        "signature in `webhook-signature`, until `previous_secret_expires_at` (24 h by "
+        "default).",
         tags=("accounts", *TAGS),
         responses={200: SigningSecret},
     )
@@ -188,6 +203,10 @@ class GenerationDeliveriesResource:
     @operation(
         operation_id="listGenerationDeliveries",
         summary="Every webhook delivery of a generation, with its attempts",
+        description="One delivery per event and destination (the generation's own "
+        "`webhook_url` and each subscribed endpoint), with every attempt's status code, "
+        "error and the start of the receiver's answer: where to look when a webhook did "
+        "not arrive.",
         tags=("generations", *TAGS),
         responses={200: DeliveryList},
         errors=(404,),
@@ -204,6 +223,8 @@ class DeliveryResource:
     @operation(
         operation_id="getDelivery",
         summary="One webhook delivery with its attempts",
+        description="The delivery and every attempt: when and where it was sent, the "
+        "receiver's status code, the first 2 KB of its answer, and what went wrong.",
         tags=TAGS,
         responses={200: Delivery},
         errors=(404,),
@@ -221,7 +242,8 @@ class RedeliverResource:
         operation_id="redeliverDelivery",
         summary="One more attempt now, with the same `webhook-id`",
         description="Sent even if an earlier attempt succeeded. A delivery still being "
-        "retried has its next attempt brought forward.",
+        "retried has its next attempt brought forward. A delivery to a disabled or deleted "
+        "endpoint is a 409.",
         tags=TAGS,
         responses={202: Delivery},
         errors=(404, 409),
