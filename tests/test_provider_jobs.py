@@ -465,6 +465,17 @@ def test_another_account_cannot_open_a_job_image(
     assert seen.status_code == 404
 
 
+def test_a_forged_image_link_is_refused_whatever_text_its_signature_holds(
+    api: testing.TestClient, auth: dict[str, str]
+) -> None:
+    job = submit(api, auth, model="kling-v3", image_url=data_url(png()))
+    path = f"/v1/image-inputs/{job['image_id']}"
+
+    for forged in ("0" * 64, "é" * 64):
+        answer = api.simulate_get(path, query_string=f"expires=4102444800&signature={forged}")
+        assert answer.status_code == 404, (forged, answer.text)
+
+
 def test_an_image_redirect_is_followed_only_to_an_allowed_address(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount
 ) -> None:
