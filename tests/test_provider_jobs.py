@@ -476,6 +476,31 @@ def test_a_forged_image_link_is_refused_whatever_text_its_signature_holds(
         assert answer.status_code == 404, (forged, answer.text)
 
 
+def test_an_account_that_cannot_pay_makes_genhook_fetch_nothing(
+    api: testing.TestClient, ctx: Context
+) -> None:
+    # Given an account with no credits, and a server holding a photo
+    asked: list[str] = []
+
+    def photos(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+        asked.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [png(800, 600)]
+
+    poor = create_account(ctx, "poor@example.com", credits=0)
+    with serve_wsgi(photos) as server:
+        # When it submits an image-to-video job
+        result = api.simulate_post(
+            GENERATIONS,
+            json={"model": "kling-v3", "prompt": "A loft", "image_url": f"{server}/a.png"},
+            headers={"Authorization": f"Bearer {poor.api_key}"},
+        )
+
+    # Then it is told to top up, and the photo was never fetched
+    assert result.status_code == 402
+    assert asked == []
+
+
 def test_an_image_redirect_is_followed_only_to_an_allowed_address(
     api: testing.TestClient, auth: dict[str, str], ctx: Context, account: NewAccount
 ) -> None:

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from backend import ids
 from backend.catalog import END_IMAGE, IMAGE, CatalogModel
 from backend.context import Context
-from backend.errors import ValidationFailed
+from backend.errors import InsufficientCredits, ValidationFailed
 from backend.images import links
 from backend.images.checked import CheckedImage, check_image_source
 from backend.jobs.credits import charge
 from backend.jobs.routes import JobShape, PlannedRoute, build_plan
 from backend.schemas.generations import GenerationCreate
+from backend.store import accounts as accounts_store
 from backend.store import images as images_store
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
@@ -45,13 +46,16 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
         url_guard.require_public(
             request.webhook_url, ctx.settings.webhook_allowed_networks, "webhook_url"
         )
-    image = _checked_image(ctx, request.image_url, "image_url")
-    end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
-
     # The first hop may be a cheaper fallback (the model's own providers are not set up
     # here): the client is then charged that price, never more than the model's.
     first = plan[0]
     charged = min(price, first.credits)
+    # Before fetching anyone's images: an account that cannot pay makes genhook fetch
+    # nothing. The debit below stays the authority (a parallel job may spend the balance).
+    _require_balance(ctx, account_id, charged)
+    image = _checked_image(ctx, request.image_url, "image_url")
+    end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
+
     max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()
     with ctx.store.begin() as conn:
@@ -83,6 +87,13 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     ctx.queue.submit_job(job.id)
     log.info("job %s accepted: %s via %s, %s credits", job.id, model.id, first.key, charged)
     return job
+
+
+def _require_balance(ctx: Context, account_id: str, amount: int) -> None:
+    with ctx.store.begin() as conn:
+        account = accounts_store.get_account(conn, account_id)
+    if account is None or account.credits < amount:
+        raise InsufficientCredits(f"this generation costs {amount} credits; the balance is lower")
 
 
 def _model(ctx: Context, model_id: str) -> CatalogModel:
