@@ -277,6 +277,8 @@ INVALID_BODIES = [
     pytest.param({"retry_schedule": [True]}, "retry_schedule", id="schedule-boolean"),
     pytest.param({"timeout_seconds": 61}, "timeout_seconds", id="timeout-over-60"),
     pytest.param({"timeout_seconds": 0}, "timeout_seconds", id="timeout-zero"),
+    pytest.param({"enabled": 0}, "enabled", id="enabled-a-number"),
+    pytest.param({"enabled": "true"}, "enabled", id="enabled-a-string"),
     pytest.param({"timeout_seconds": True}, "timeout_seconds", id="timeout-boolean"),
     pytest.param({"secret": "whsec_mine"}, "secret", id="unknown-field"),
 ]

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+)
 
 from backend.durations import parse_duration
 from backend.schemas import examples
@@ -63,7 +71,7 @@ class WebhookEndpointCreate(BaseModel):
         description=f"A note for yourself (up to {MAX_DESCRIPTION_CHARS} characters).",
         examples=["Listing videos for the CRM"],
     )
-    enabled: bool = Field(
+    enabled: StrictBool = Field(
         default=True, description="`false` registers it without sending anything yet."
     )
     retry_schedule: list[StrictFloat | str] | None = Field(
@@ -83,6 +91,16 @@ class WebhookEndpointCreate(BaseModel):
     _schedule = field_validator("retry_schedule")(_schedule)
 
 
+def _absent_by_default(schema: dict[str, Any]) -> None:
+    """An optional field that must not be null: its published schema says "may be left
+    out", not "may be null" or "defaults to null"."""
+    schema.pop("default", None)
+    variants = schema.pop("anyOf", None)
+    if variants is not None:
+        [kept] = [v for v in variants if v.get("type") != "null"]
+        schema.update(kept)
+
+
 class WebhookEndpointUpdate(BaseModel):
     """Fields to change; absent fields stay as they are, `null` resets an override."""
 
@@ -90,26 +108,31 @@ class WebhookEndpointUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [examples.WEBHOOK_ENDPOINT_UPDATE]}
     )
 
+    # Optional but never null (the validators below say so): see _absent_by_default.
     url: str | None = Field(
         default=None,
+        json_schema_extra=_absent_by_default,
         max_length=MAX_WEBHOOK_URL_CHARS,
         description="A new public http(s) URL; later attempts of pending deliveries go there.",
         examples=[examples.ENDPOINT_URL],
     )
     events: list[WebhookEvent] | None = Field(
         default=None,
+        json_schema_extra=_absent_by_default,
         min_length=1,
         description="The events to receive from now on (replaces the list).",
         examples=[examples.WEBHOOK_ENDPOINT_UPDATE["events"]],
     )
     description: str | None = Field(
         default=None,
+        json_schema_extra=_absent_by_default,
         max_length=MAX_DESCRIPTION_CHARS,
         description=f"A note for yourself (up to {MAX_DESCRIPTION_CHARS} characters).",
         examples=["Listing videos for the CRM"],
     )
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None,
+        json_schema_extra=_absent_by_default,
         description="`true` re-enables an endpoint that was disabled (and forgets its "
         "failures); `false` stops sending to it.",
         examples=[True],
