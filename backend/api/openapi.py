@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from backend.schemas import examples
 from backend.schemas.common import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +29,17 @@ _ERROR_TEXT = {
     413: "Body too large",
     422: "Validation failed; `errors` names each field",
     503: "Not ready",
+}
+
+
+#: What each path parameter names, and an example of it (the examples' story's ids).
+_PATH_PARAMS = {
+    "job_id": ("The generation's id, as returned when it was created.", examples.GENERATION_ID),
+    "endpoint_id": ("The webhook endpoint's id.", examples.ENDPOINT_ID),
+    "delivery_id": ("The webhook delivery's id.", examples.DELIVERY_ID),
+    "image_id": ("The stored input image's id.", examples.IMAGE_ID),
+    "provider": ("The provider that calls back, e.g. `kling`.", "kling"),
+    "token": ("The task's unguessable callback token, from its callback URL.", "3q2-7wEe…"),
 }
 
 
@@ -155,7 +167,13 @@ def _operation_object(
         "summary": op.summary,
         "tags": list(op.tags),
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "description": _PATH_PARAMS[name][0],
+                "schema": {"type": "string", "examples": [_PATH_PARAMS[name][1]]},
+            }
             for name in _path_params(path)
         ],
         "responses": {},

@@ -1,0 +1,1 @@
+"""The no-code integrations; only ``codegen`` is Python (a dev tool run from the repo root)."""
