@@ -159,8 +159,6 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
     now = ctx.now()
     token = new_poll_token()
     with ctx.store.begin() as conn:
-        if row_id is not None:
-            tasks_store.update_task(conn, row_id, TaskState.RUNNING, task_id=task_id)
         updated = jobs_store.transition(
             conn,
             job.id,
@@ -173,13 +171,17 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
             next_poll_at=now,
         )
         if updated is not None:
-            updated = _bill_route_price(conn, updated)
-    if updated is None:
-        # Canceled (or expired) while the create call was out: stop the new render.
-        with ctx.store.begin() as conn:
             if row_id is not None:
-                tasks_store.update_task(conn, row_id, TaskState.ABANDONED, task_id=task_id)
-        failover.cancel_quietly(ctx, job.provider, task_id)
+                tasks_store.update_task(conn, row_id, TaskState.RUNNING, task_id=task_id)
+            updated = _bill_route_price(conn, updated)
+        elif row_id is not None:
+            tasks_store.update_task(conn, row_id, TaskState.ABANDONED, task_id=task_id)
+    if updated is None:
+        # Canceled (or expired) while the create call was out: stop the new render, and
+        # call it canceled only if the provider says it stopped.
+        if failover.cancel_quietly(ctx, job.provider, task_id) and row_id is not None:
+            with ctx.store.begin() as conn:
+                tasks_store.update_task(conn, row_id, TaskState.CANCELED)
         return None
     log.info("job %s submitted to %s as %s", job.id, job.provider, task_id)
     ctx.cache.put(updated, now)
