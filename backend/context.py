@@ -18,6 +18,7 @@ import redis
 
 from backend.catalog import Catalog, load_catalog
 from backend.providers.base import Provider
+from backend.providers.health import RouteHealth
 from backend.providers.registry import PROVIDER_NAMES, build_providers, provider_timeout
 from backend.queue import Queue
 from backend.redis_client import connect as redis_client_for
@@ -43,6 +44,8 @@ class Context:
     catalog: Catalog
     #: Real render durations per model and route, for ETAs and poll pacing.
     history: RenderHistory
+    #: Each route's circuit breaker, shared by every worker through Redis.
+    health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
     webhook_client: httpx.Client
 
@@ -80,6 +83,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         providers=build_providers(settings, provider_client),
         catalog=load_catalog(settings.catalog_file, PROVIDER_NAMES),
         history=RenderHistory(redis_client),
+        health=RouteHealth(redis_client, settings),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
     )
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 
 from backend.context import Context
-from backend.errors import Conflict, NotFound, ProviderError
-from backend.jobs import finish
+from backend.errors import Conflict, NotFound
+from backend.jobs import failover, finish
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.jobs import JobRecord
@@ -47,19 +47,11 @@ def cancel_generation(ctx: Context, account_id: str, job_id: str) -> JobRecord:
 
 def _stop_render(ctx: Context, job: JobRecord) -> None:
     """Best effort: ask the provider to stop the job's render, and record that it did."""
-    provider = ctx.providers.get(job.provider)
     task_id = job.provider_job_id
-    if task_id is None or provider is None or not provider.supports_cancel:
-        return
-    if job.provider_output_url is not None:
-        return  # rendered already (genhook was copying the file): nothing left to stop
-    try:
-        stopped = provider.cancel(task_id)
-    except ProviderError as exc:
-        log.warning("could not cancel %s task %s of job %s: %s", job.provider, task_id, job.id, exc)
-        return
-    if not stopped:
-        log.warning("%s would not cancel task %s of job %s", job.provider, task_id, job.id)
+    if task_id is None or job.provider_output_url is not None:
+        return  # never submitted, or rendered already (genhook was copying the file)
+    if not failover.cancel_quietly(ctx, job.provider, task_id):
+        log.warning("%s did not stop task %s of job %s", job.provider, task_id, job.id)
         return
     with ctx.store.begin() as conn:
         for task in tasks_store.tasks_of_job(conn, job.id):

@@ -10,13 +10,12 @@ import sqlalchemy as sa
 from backend import ids
 from backend.catalog import END_IMAGE, IMAGE, CatalogModel
 from backend.context import Context
-from backend.errors import InsufficientCredits, ValidationFailed
+from backend.errors import ValidationFailed
 from backend.images import links
 from backend.images.checked import CheckedImage, check_image_source
-from backend.jobs.credits import charge
+from backend.jobs.credits import charge, require_balance
 from backend.jobs.routes import JobShape, PlannedRoute, build_plan
 from backend.schemas.generations import GenerationCreate
-from backend.store import accounts as accounts_store
 from backend.store import images as images_store
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
@@ -52,7 +51,8 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     charged = min(price, first.credits)
     # Before fetching anyone's images: an account that cannot pay makes genhook fetch
     # nothing. The debit below stays the authority (a parallel job may spend the balance).
-    _require_balance(ctx, account_id, charged)
+    with ctx.store.begin() as conn:
+        require_balance(conn, account_id, charged)
     image = _checked_image(ctx, request.image_url, "image_url")
     end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
 
@@ -87,13 +87,6 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
     ctx.queue.submit_job(job.id)
     log.info("job %s accepted: %s via %s, %s credits", job.id, model.id, first.key, charged)
     return job
-
-
-def _require_balance(ctx: Context, account_id: str, amount: int) -> None:
-    with ctx.store.begin() as conn:
-        account = accounts_store.get_account(conn, account_id)
-    if account is None or account.credits < amount:
-        raise InsufficientCredits(f"this generation costs {amount} credits; the balance is lower")
 
 
 def _model(ctx: Context, model_id: str) -> CatalogModel:

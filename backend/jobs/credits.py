@@ -15,9 +15,17 @@ from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
 
 
+def require_balance(conn: sa.Connection, account_id: str, amount: int) -> None:
+    """Fail early, before any costly work, when the balance cannot pay ``amount``; the
+    conditional debit in :func:`charge` stays the authority."""
+    account = accounts_store.get_account(conn, account_id)
+    if account is None or account.credits < amount:
+        raise _short(amount)
+
+
 def charge(conn: sa.Connection, *, account_id: str, job_id: str, amount: int) -> None:
     if not accounts_store.try_debit(conn, account_id, amount):
-        raise InsufficientCredits(f"this generation costs {amount} credits; the balance is lower")
+        raise _short(amount)
     accounts_store.add_ledger_entry(
         conn, account_id=account_id, job_id=job_id, delta=-amount, reason="debit"
     )
@@ -59,3 +67,7 @@ def reprice(conn: sa.Connection, job: JobRecord, route_index: int, price: int) -
 def billed(job: JobRecord) -> int:
     """What the job costs before any refund: the charge, less failover price drops."""
     return job.credits_charged if job.credits_billed is None else job.credits_billed
+
+
+def _short(amount: int) -> InsufficientCredits:
+    return InsufficientCredits(f"this generation costs {amount} credits; the balance is lower")

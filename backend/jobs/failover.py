@@ -32,7 +32,6 @@ from backend.errors import ProviderError
 from backend.jobs import finish
 from backend.jobs.routes import PlannedRoute, plan_of
 from backend.jobs.states import JobPhase, JobStatus
-from backend.providers.health import RouteHealth
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.jobs import JobRecord
@@ -62,7 +61,6 @@ def choose_route(
     the job; when every usable route is cooling down the first is tried anyway, since
     failing the job would be worse than one more attempt."""
     plan = plan_of(job.route_plan)
-    health = RouteHealth(ctx.redis, ctx.settings)
     now = ctx.now()
     usable = [
         index
@@ -72,7 +70,7 @@ def choose_route(
     ]
     skipped: list[dict[str, Any]] = []
     for index in usable:
-        cooling_until = health.cooling_down_until(plan[index].key, now)
+        cooling_until = ctx.health.cooling_down_until(plan[index].key, now)
         if cooling_until is None:
             return Choice(index, skipped)
         skipped.append(

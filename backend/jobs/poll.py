@@ -17,12 +17,11 @@ from backend.errors import ProviderError, ProviderRejected, ProviderTransient
 from backend.jobs import events, failover, finish, keep_output
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
-from backend.jobs.routes import PlannedRoute, plan_of
+from backend.jobs.routes import PlannedRoute, plan_of, route_key
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
 from backend.providers.base import RETRYABLE_RENDER_FAILURES, RenderState, RenderStatus
-from backend.providers.health import RouteHealth
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
 from backend.store.provider_tasks import TaskState
@@ -128,9 +127,7 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
             assert finishing is not None
             keep_output.keep(ctx, finishing)
     elif status.state == RenderState.FAILED and status.error_code in RETRYABLE_RENDER_FAILURES:
-        RouteHealth(ctx.redis, ctx.settings).record_failure(
-            _route_key(job), status.error_code, ctx.now()
-        )
+        ctx.health.record_failure(_route_key(job), status.error_code, ctx.now())
         failover.mid_render(
             ctx,
             job,
@@ -290,4 +287,4 @@ def _hop(job: JobRecord) -> PlannedRoute | None:
 
 
 def _route_key(job: JobRecord) -> str:
-    return f"{job.provider}/{job.provider_model or job.model}"
+    return route_key(job.provider, job.provider_model or job.model)

@@ -31,8 +31,7 @@ class PlannedRoute:
 
     @property
     def key(self) -> str:
-        """``provider/model``, as the catalog's ``Route.key``."""
-        return f"{self.provider}/{self.provider_model}"
+        return route_key(self.provider, self.provider_model)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +95,12 @@ def _planned(
         typical_render_seconds=model.typical_render_seconds,
         poll_interval_seconds=route.poll_interval_seconds if route else None,
     )
+
+
+def route_key(provider: str, provider_model: str) -> str:
+    """``provider/model``: names a route in health and render-time statistics (as the
+    catalog's ``Route.key`` and ``PlannedRoute.key``)."""
+    return f"{provider}/{provider_model}"
 
 
 def plan_of(job_plan: list[dict[str, Any]] | None) -> list[PlannedRoute]:

@@ -30,12 +30,11 @@ from backend.jobs import failover, finish
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.credits import billed as credits_billed_of
 from backend.jobs.credits import reprice
-from backend.jobs.routes import plan_of
+from backend.jobs.routes import plan_of, route_key
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
 from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
 from backend.providers.base import Provider, RenderRequest
-from backend.providers.health import RouteHealth
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
 from backend.store.jobs import JobRecord
@@ -124,16 +123,15 @@ def _create_task(ctx: Context, job: JobRecord, provider: Provider) -> Next | Non
         end_image=end_image,
         callback_url=callback_url if provider.supports_callbacks else None,
     )
-    route_key = f"{job.provider}/{request.model}"
-    health = RouteHealth(ctx.redis, ctx.settings)
+    key = route_key(job.provider, request.model)
     started = time.monotonic()
     try:
         task_id = provider.submit(request)
     except ProviderError as exc:
         if not isinstance(exc, ProviderRejected):
-            health.record_failure(route_key, exc.code, ctx.now(), time.monotonic() - started)
+            ctx.health.record_failure(key, exc.code, ctx.now(), time.monotonic() - started)
         return _handle_error(ctx, job, row_id, exc)
-    health.record_success(route_key, time.monotonic() - started, ctx.now())
+    ctx.health.record_success(key, time.monotonic() - started, ctx.now())
     return _start_polling(ctx, job, row_id, task_id)
 
 

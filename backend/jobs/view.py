@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from backend.jobs.credits import billed
 from backend.schemas.generations import Generation, GenerationError, WebhookPayload
 from backend.store.jobs import JobRecord
 
@@ -98,6 +99,4 @@ def to_webhook_payload(job: JobRecord, event: str) -> WebhookPayload:
 
 def credits_billed(job: JobRecord) -> int:
     """What the job costs the account in the end (mirrors its ledger rows)."""
-    if job.refunded_at is not None:
-        return 0
-    return job.credits_charged if job.credits_billed is None else job.credits_billed
+    return 0 if job.refunded_at is not None else billed(job)

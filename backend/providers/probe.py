@@ -57,7 +57,7 @@ def probe_routes(ctx: Context, health: RouteHealth | None = None) -> list[ProbeR
     closes it. An adapter that raises anything but a ``ProviderError`` is a bug, not an
     outage: it is logged and its routes are left as they were.
     """
-    health = health or RouteHealth(ctx.redis, ctx.settings)
+    health = health or ctx.health
     routes = ctx.catalog.all_routes()
     results: list[ProbeResult] = []
     for name, provider in ctx.providers.items():
