@@ -1,0 +1,105 @@
+// The declarative "Genhook" node, run by n8n-core's WorkflowExecute against a live genhook.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+
+import { GENHOOK, TYPES, api, newAccount, outputOf, runNode } from './harness.mjs';
+
+const genhook = (credentials, parameters, items) =>
+	runNode({ type: TYPES.genhook, parameters, credentials, items }).then(({ run }) => outputOf(run));
+
+describe('Genhook node', () => {
+	let account;
+	before(async () => {
+		account = await newAccount();
+	});
+
+	test('account get authenticates with the credential\'s Bearer key', async () => {
+		const { items } = await genhook(account, { resource: 'account', operation: 'get' });
+		assert.equal(items[0].object, 'account');
+		assert.equal(items[0].credits, 50);
+	});
+
+	test('a wrong API key is a clear 401 error, not an output', async () => {
+		const { error } = await genhook({ ...account, apiKey: 'gh_wrong' }, { resource: 'account', operation: 'get' });
+		assert.match(`${error.message} ${error.description ?? ''} ${error.httpCode ?? ''}`, /401|uthori/);
+	});
+
+	test('the credential test request reaches GET /v1/account with the key', async () => {
+		const { default: credentials } = await import('../dist/credentials/GenhookApi.credentials.js');
+		const request = new credentials.GenhookApi().test.request;
+		assert.equal(request.url, '/v1/account');
+		const ok = await fetch(`${GENHOOK.baseUrl}${request.url}`, { headers: { Authorization: `Bearer ${account.apiKey}` } });
+		assert.equal(ok.status, 200);
+	});
+
+	test('models get many lists the catalog with prices', async () => {
+		const { items } = await genhook(account, { resource: 'model', operation: 'getAll' });
+		const ids = items.flatMap((page) => page.data ?? [page]).map((m) => m.id);
+		assert.ok(ids.includes('kling-v3'), `kling-v3 in ${ids}`);
+	});
+
+	test('generation create sends required fields and only the additional fields set', async () => {
+		const { items } = await genhook(account, {
+			resource: 'generation',
+			operation: 'create',
+			model: 'kling-v3',
+			prompt: 'A slow dolly shot through a sunlit kitchen',
+			additionalFields: { duration: '5s', metadata: '{"listing_id": "MLS-1"}' },
+		});
+		const job = items[0];
+		assert.equal(job.status, 'pending');
+		assert.equal(job.duration, '5s');
+		assert.deepEqual(job.metadata, { listing_id: 'MLS-1' });
+		assert.equal(job.webhook_url, null);
+		const stored = await api('GET', `/v1/video/generations/${job.id}`, undefined, account.apiKey);
+		assert.equal(stored.status, 200);
+		assert.equal(stored.body.aspect_ratio, job.aspect_ratio);
+	});
+
+	test('one item per input item, each its own generation', async () => {
+		const { items } = await genhook(
+			account,
+			{ resource: 'generation', operation: 'create', model: 'kling-v3', prompt: '={{ $json.prompt }}' },
+			[{ json: { prompt: 'first listing' } }, { json: { prompt: 'second listing' } }],
+		);
+		assert.deepEqual(items.map((j) => j.prompt), ['first listing', 'second listing']);
+		assert.notEqual(items[0].id, items[1].id);
+	});
+
+	test('bad input is the API\'s 422 naming the field', async () => {
+		const { error } = await genhook(account, {
+			resource: 'generation',
+			operation: 'create',
+			model: 'no-such-model',
+			prompt: 'x',
+		});
+		assert.ok(error, 'the node failed');
+		assert.match(JSON.stringify(error), /model/);
+		assert.match(JSON.stringify(error), /422/);
+	});
+
+	test('get, get many with a status filter, and cancel', async () => {
+		const created = await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'to cancel' }, account.apiKey);
+		assert.equal(created.status, 202);
+		const id = created.body.id;
+		const got = await genhook(account, { resource: 'generation', operation: 'get', jobId: id });
+		assert.equal(got.items[0].id, id);
+		const canceled = await genhook(account, { resource: 'generation', operation: 'cancel', jobId: id });
+		assert.equal(canceled.items[0].status, 'canceled');
+		const page = await genhook(account, {
+			resource: 'generation',
+			operation: 'getAll',
+			additionalFields: { status: 'canceled', limit: 10 },
+		});
+		const listed = page.items.flatMap((p) => p.data ?? [p]);
+		assert.ok(listed.some((j) => j.id === id));
+		assert.ok(listed.every((j) => j.status === 'canceled'));
+	});
+
+	test('another account\'s generation is not found', async () => {
+		const other = await newAccount();
+		const created = await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'private' }, other.apiKey);
+		const { error } = await genhook(account, { resource: 'generation', operation: 'get', jobId: created.body.id });
+		assert.match(JSON.stringify(error), /404/);
+	});
+});

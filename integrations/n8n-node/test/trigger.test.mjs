@@ -1,0 +1,107 @@
+// "Genhook Trigger": registers a genhook webhook endpoint on activation (n8n-core's
+// HookContext), verifies and dedups the real signed events genhook sends it (WebhookContext),
+// and deletes the endpoint on deactivation. Against a live genhook.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { TYPES, api, callWebhook, eventually, hook, newAccount, receiver, workflowWith } from './harness.mjs';
+
+function replay(request, headers = request.headers, rawBody = request.rawBody) {
+	return { rawBody, headers, body: JSON.parse(rawBody.toString()), readRawBody: async () => {} };
+}
+
+describe('Genhook Trigger', () => {
+	let account;
+	let n8n;
+	let trigger;
+	const calls = [];
+	before(async () => {
+		account = await newAccount();
+		// n8n's webhook server: each event genhook POSTs goes to the trigger's webhook().
+		n8n = await receiver(async (request) => {
+			const call = await callWebhook({ ...trigger, request, credentials: account, baseUrl: n8n.baseUrl });
+			calls.push({ request, ...call });
+			return call.answer;
+		});
+		trigger = workflowWith(TYPES.trigger, { events: ['video.generation.completed', 'video.generation.canceled'] }, {});
+	});
+	after(() => n8n.close());
+	const activate = (method) => hook(method, { ...trigger, baseUrl: n8n.baseUrl, credentials: account });
+	const endpoints = async () => (await api('GET', '/v1/webhook-endpoints', undefined, account.apiKey)).body.data;
+
+	test('activation registers one endpoint with the chosen events and keeps its secret', async () => {
+		assert.equal(await activate('checkExists'), false);
+		assert.equal(await activate('create'), true);
+		const [endpoint, ...more] = await endpoints();
+		assert.equal(more.length, 0);
+		assert.equal(endpoint.url, `${n8n.baseUrl}/webhook/hook-1/webhook`);
+		assert.deepEqual([...endpoint.events].sort(), ['video.generation.canceled', 'video.generation.completed']);
+		const state = trigger.workflow.staticData.node_Genhook ?? Object.values(trigger.workflow.staticData)[0];
+		assert.equal(state.endpointId, endpoint.id);
+		assert.match(state.secret, /^whsec_/);
+		assert.equal(await activate('checkExists'), true, 'a second activation reuses it');
+		assert.equal((await endpoints()).length, 1);
+	});
+
+	test('a completed generation starts the workflow with the verified payload, once', async () => {
+		const job = (await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'porch at dusk' }, account.apiKey)).body;
+		const call = await eventually(() => calls.find((c) => c.request.body?.id === job.id && c.result.workflowData));
+		const [[item]] = call.result.workflowData;
+		assert.equal(item.json.event, 'video.generation.completed');
+		assert.equal(item.json.id, job.id);
+		assert.ok(item.json.output_url);
+
+		const again = await callWebhook({ ...trigger, request: replay(call.request), credentials: account, baseUrl: n8n.baseUrl });
+		assert.equal(again.answer.status, 200, 'genhook is told it arrived, so it stops retrying');
+		assert.equal(again.result.workflowData, undefined, 'a repeated webhook-id starts nothing');
+		assert.equal(again.answer.body.duplicate, true);
+	});
+
+	test('forged, tampered and stale events get 401 and start nothing', async () => {
+		const genuine = calls.find((c) => c.result.workflowData).request;
+		const tamperedBody = Buffer.from(genuine.rawBody.toString().replace('"completed"', '"failed"'));
+		const tampered = await callWebhook({ ...trigger, request: replay(genuine, { ...genuine.headers, 'webhook-id': 'msg_new' }, tamperedBody), credentials: account, baseUrl: n8n.baseUrl });
+		assert.equal(tampered.answer.status, 401);
+		assert.equal(tampered.result.workflowData, undefined);
+
+		const accountSigned = await fetch(`${n8n.baseUrl}/webhook/hook-1/webhook`, {
+			method: 'POST',
+			headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': 'v1,AAAA' },
+			body: '{"event":"video.generation.completed"}',
+		});
+		assert.equal(accountSigned.status, 401);
+
+		const stale = await callWebhook({ ...trigger, request: replay(genuine, { ...genuine.headers, 'webhook-timestamp': String(Number(genuine.headers['webhook-timestamp']) - 3600) }), credentials: account, baseUrl: n8n.baseUrl });
+		assert.equal(stale.answer.status, 401);
+	});
+
+	test('events the trigger did not choose start nothing', async () => {
+		await api('PATCH', `/v1/webhook-endpoints/${(await endpoints())[0].id}`, { events: ['video.generation.completed', 'video.generation.canceled', 'video.generation.status_changed'] }, account.apiKey);
+		const job = (await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'garden' }, account.apiKey)).body;
+		await eventually(() => calls.find((c) => c.request.body?.id === job.id && c.request.body.event === 'video.generation.completed'));
+		const phases = calls.filter((c) => c.request.body?.id === job.id && c.request.body.event === 'video.generation.status_changed');
+		assert.ok(phases.length > 0, 'genhook sent phase changes');
+		assert.ok(phases.every((c) => c.answer.status === 200 && c.result.workflowData === undefined));
+		assert.equal(await activate('checkExists'), false, 'an endpoint whose events differ is replaced');
+		assert.equal((await endpoints()).length, 0);
+		assert.equal(await activate('create'), true);
+	});
+
+	test('deactivation deletes the endpoint; a second delete is harmless', async () => {
+		const [endpoint] = await endpoints();
+		assert.equal(await activate('delete'), true);
+		assert.equal((await api('GET', `/v1/webhook-endpoints/${endpoint.id}`, undefined, account.apiKey)).status, 404);
+		assert.equal(await activate('checkExists'), false);
+		assert.equal(await activate('delete'), true);
+	});
+
+	test('an endpoint deleted behind n8n\'s back is registered again on activation', async () => {
+		assert.equal(await activate('create'), true);
+		const [endpoint] = await endpoints();
+		await api('DELETE', `/v1/webhook-endpoints/${endpoint.id}`, undefined, account.apiKey);
+		assert.equal(await activate('checkExists'), false);
+		assert.equal(await activate('create'), true);
+		assert.equal((await endpoints()).length, 1);
+		await activate('delete');
+	});
+});
