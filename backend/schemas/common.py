@@ -10,6 +10,11 @@ from backend.schemas import examples
 
 MAX_WEBHOOK_URL_CHARS = 2048
 
+#: A schema extension for generated clients: the field's values are listed by another
+#: operation (``{"operationId": …, "value": <item property>, "label": <item property>}``),
+#: so a no-code node shows a dropdown filled from it (integrations/codegen).
+OPTIONS_FROM = "x-genhook-options-from"
+
 
 def webhook_url_shape(value: str) -> str:
     """Check that ``value`` looks like a URL genhook can POST to (the network it points at

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backend.catalog import ASPECT_RATIOS, DURATIONS
 from backend.jobs.states import JobPhase, JobStatus
 from backend.schemas import examples
-from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
+from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, OPTIONS_FROM, webhook_url_shape
 
 MAX_PROMPT_CHARS = 4000
 MAX_METADATA_KEYS = 20
@@ -35,6 +35,10 @@ class GenerationCreate(BaseModel):
         max_length=64,
         description="A model id from `GET /v1/models`.",
         examples=["kling-v3"],
+        # For generated clients (integrations/codegen): a dropdown filled from that list.
+        json_schema_extra={
+            OPTIONS_FROM: {"operationId": "listModels", "value": "id", "label": "name"}
+        },
     )
     prompt: str = Field(
         min_length=1,

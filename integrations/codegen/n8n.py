@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from integrations.codegen.literal import camel, display_name, header, literal, quote, sort_key
-from integrations.codegen.openapi import LONG_TEXT, Field, Operation, read_operation
+from integrations.codegen.openapi import LONG_TEXT, Field, Operation, OptionsSource, read_operation
 
 #: Where the generated files go, relative to the repository root.
 DIRECTORY = "integrations/n8n-node/nodes/Genhook/generated"
@@ -176,11 +176,15 @@ def _property(field: Field, show: dict[str, Any] | None = None) -> dict[str, Any
     if show is not None:
         prop["required"] = True
         prop["displayOptions"] = show
-    if field.kind == "string" and isinstance(field.example, str):
+    if field.options_from is not None:
+        # The linter's wording for a dropdown that also takes an expression.
+        prop["displayName"] += " Name or ID"
+        prop["description"] = _DYNAMIC_OPTIONS_DESCRIPTION
+    elif field.kind == "string" and isinstance(field.example, str):
         prop["placeholder"] = f"e.g. {field.example}"
     elif field.kind == "object" and field.example is not None:
         prop["placeholder"] = json.dumps(field.example)
-    prop["description"] = text(field.description)
+    prop.setdefault("description", text(field.description))
     if field.name == "limit" and field.kind == "integer":
         prop.update(_LIMIT)
     if field.location != "path":
@@ -193,6 +197,9 @@ def _property(field: Field, show: dict[str, Any] | None = None) -> dict[str, Any
 
 def _type(field: Field) -> dict[str, Any]:
     """``type``, ``default`` and the type's options, from the field's JSON Schema kind."""
+    if field.options_from is not None:
+        load_options = _load_options(field.options_from)
+        return {"type": "options", "typeOptions": {"loadOptions": load_options}, "default": ""}
     if field.kind == "enum":
         options = sorted(({"name": _option_name(v), "value": v} for v in field.choices),
                          key=lambda o: sort_key(o["name"]))  # fmt: skip
@@ -215,6 +222,34 @@ def _type(field: Field) -> dict[str, Any]:
     if (field.max_length or 0) > LONG_TEXT:
         typed["typeOptions"] = {"rows": 4}
     return typed
+
+
+_DYNAMIC_OPTIONS_DESCRIPTION = (
+    "Choose from the list, or specify an ID using an "
+    '<a href="https://docs.n8n.io/code/expressions/">expression</a>'
+)
+
+
+def _load_options(source: OptionsSource) -> dict[str, Any]:
+    """Declarative loadOptions: GET the listing, one option per item, sorted by label."""
+    return {
+        "routing": {
+            "request": {"method": "GET", "url": source.path},
+            "output": {
+                "postReceive": [
+                    {"type": "rootProperty", "properties": {"property": source.items_key}},
+                    {
+                        "type": "setKeyValue",
+                        "properties": {
+                            "name": f"={{{{$responseItem.{source.label}}}}}",
+                            "value": f"={{{{$responseItem.{source.value}}}}}",
+                        },
+                    },
+                    {"type": "sort", "properties": {"key": "name"}},
+                ]
+            },
+        }
+    }
 
 
 def _option_name(value: str) -> str:

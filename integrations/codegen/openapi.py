@@ -27,6 +27,23 @@ class UnsupportedSchema(ValueError):
     """The document holds a schema the generator cannot turn into a form field."""
 
 
+#: The schema extension naming the operation that lists a field's values (see
+#: ``backend/schemas/common.py``).
+OPTIONS_FROM = "x-genhook-options-from"
+
+
+@dataclass(frozen=True)
+class OptionsSource:
+    """Where a field's choices come from: GET ``path``, the items under ``items_key``, each
+    choice's value and label being those item properties."""
+
+    operation_id: str
+    path: str
+    items_key: str
+    value: str
+    label: str
+
+
 @dataclass(frozen=True)
 class Field:
     """One value a person fills in: a path or query parameter, or a JSON body property."""
@@ -44,6 +61,7 @@ class Field:
     maximum: float | None = None
     max_length: int | None = None
     format: str = ""
+    options_from: OptionsSource | None = None  #: a dropdown filled by another operation
 
 
 @dataclass(frozen=True)
@@ -108,7 +126,26 @@ def field_from_schema(
         maximum=schema.get("maximum"),
         max_length=schema.get("maxLength"),
         format=schema.get("format", ""),
+        options_from=_options_source(document, schema[OPTIONS_FROM])
+        if OPTIONS_FROM in schema
+        else None,
     )
+
+
+def _options_source(document: dict[str, Any], spec: dict[str, str]) -> OptionsSource:
+    """The listing operation ``spec`` names: a GET whose 2xx answer has one array property."""
+    for path, methods in document["paths"].items():
+        op = methods.get("get")
+        if isinstance(op, dict) and op.get("operationId") == spec["operationId"]:
+            code = min(c for c in op["responses"] if c.startswith("2"))
+            schema = _resolve(
+                document, op["responses"][code]["content"]["application/json"]["schema"]
+            )
+            arrays = [k for k, v in schema["properties"].items() if v.get("type") == "array"]
+            if len(arrays) != 1:
+                raise UnsupportedSchema(f"{spec['operationId']}: no single list in its answer")
+            return OptionsSource(spec["operationId"], path, arrays[0], spec["value"], spec["label"])
+    raise UnsupportedSchema(f"{OPTIONS_FROM}: no GET operation {spec['operationId']!r}")
 
 
 def non_null(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

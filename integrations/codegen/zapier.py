@@ -38,6 +38,7 @@ OPERATIONS = (
     AppOperation("getAccount", "get_account", "Account", "Get Account"),
 )
 
+_KEYS = {op.operation_id: op.key for op in OPERATIONS}
 _TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
 
 
@@ -75,6 +76,10 @@ def input_field(field: Field) -> dict[str, Any]:
         "required": field.required,
         "helpText": field.description,
     }
+    if field.options_from is not None:
+        # A dropdown filled by the app's (hidden) trigger for the listing operation.
+        source = field.options_from
+        result["dynamic"] = f"{_KEYS[source.operation_id]}.{source.value}.{source.label}"
     if field.kind == "enum":
         result["choices"] = [{"value": v, "sample": v, "label": v} for v in field.choices]
     if field.kind == "array":

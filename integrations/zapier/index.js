@@ -8,6 +8,7 @@ const generateVideo = require('./creates/generate_video');
 const startVideoGeneration = require('./creates/start_video_generation');
 const findGeneration = require('./searches/find_generation');
 const generationFinished = require('./triggers/generation_finished');
+const listModels = require('./triggers/list_models');
 
 const byKey = (...definitions) => Object.fromEntries(definitions.map((d) => [d.key, d]));
 
@@ -17,7 +18,7 @@ module.exports = {
   authentication,
   beforeRequest: middleware.befores,
   afterResponse: middleware.afters,
-  triggers: byKey(generationFinished),
+  triggers: byKey(generationFinished, listModels),
   creates: byKey(generateVideo, startVideoGeneration),
   searches: byKey(findGeneration),
 };

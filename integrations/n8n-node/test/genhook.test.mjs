@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
-import { GENHOOK, TYPES, api, newAccount, outputOf, runNode } from './harness.mjs';
+import { GENHOOK, TYPES, api, methodOptions, newAccount, outputOf, routedOptions, runNode } from './harness.mjs';
 
 const genhook = (credentials, parameters, items) =>
 	runNode({ type: TYPES.genhook, parameters, credentials, items }).then(({ run }) => outputOf(run));
@@ -101,5 +101,17 @@ describe('Genhook node', () => {
 		const created = await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'private' }, other.apiKey);
 		const { error } = await genhook(account, { resource: 'generation', operation: 'get', jobId: created.body.id });
 		assert.match(JSON.stringify(error), /404/);
+	});
+
+	test('the Model dropdown lists the catalog (name shown, id sent), in both nodes', async () => {
+		const catalog = (await api('GET', '/v1/models', undefined, account.apiKey)).body.data;
+		const expected = catalog
+			.map((m) => ({ name: m.name, value: m.id }))
+			.sort((a, b) => a.name.localeCompare(b.name));
+		const declarative = await routedOptions({ type: TYPES.genhook, parameter: 'model', credentials: account, parameters: { resource: 'generation', operation: 'create' } });
+		assert.deepEqual(declarative.map(({ name, value }) => ({ name, value })), expected);
+		const programmatic = await methodOptions({ type: TYPES.generateAndWait, parameter: 'model', credentials: account });
+		assert.deepEqual(programmatic.map(({ name, value }) => ({ name, value })), expected);
+		assert.ok(programmatic.every((o) => o.description));
 	});
 });

@@ -309,3 +309,35 @@ export async function eventually(check, timeoutMs = 30000) {
 		await new Promise((r) => setTimeout(r, 100));
 	}
 }
+
+/** A declarative `loadOptions.routing` dropdown's options, computed the way n8n's
+ * DynamicNodeParametersService does: a temporary node whose one property carries the
+ * routing, run by n8n-core's RoutingNode with the node type's requestDefaults. */
+export async function routedOptions({ type, parameter, parameters = {}, credentials = GENHOOK }) {
+	const nodeType = nodeTypes.getByName(type);
+	const property = nodeType.description.properties.find(
+		(p) => p.name === parameter && p.typeOptions?.loadOptions,
+	);
+	const { workflow, node } = workflowWith(type, parameters);
+	const data = additionalData({ credentials, baseUrl: 'http://127.0.0.1:9' });
+	const tempNodeType = {
+		...nodeType,
+		description: {
+			...nodeType.description,
+			properties: [{ displayName: '', type: 'string', name: '', default: '', routing: property.typeOptions.loadOptions.routing }],
+		},
+	};
+	const context = new core.ExecuteContext(workflow, node, data, 'internal', wf.createRunExecutionData(), 0, [], { main: [[{ json: {} }]] }, { node, source: null, data: {} }, []);
+	const result = await new core.RoutingNode(context, tempNodeType).runNode();
+	return result[0].map((item) => item.json);
+}
+
+/** A programmatic `loadOptionsMethod`'s options, through n8n-core's LoadOptionsContext. */
+export async function methodOptions({ type, parameter, parameters = {}, credentials = GENHOOK }) {
+	const nodeType = nodeTypes.getByName(type);
+	const property = nodeType.description.properties.find((p) => p.name === parameter);
+	const { workflow, node } = workflowWith(type, parameters);
+	const data = additionalData({ credentials, baseUrl: 'http://127.0.0.1:9' });
+	const context = new core.LoadOptionsContext(workflow, node, data, parameter);
+	return await nodeType.methods.loadOptions[property.typeOptions.loadOptionsMethod].call(context);
+}

@@ -17,6 +17,7 @@ module.exports = {
         type: 'string',
         required: true,
         helpText: 'A model id from `GET /v1/models`.',
+        dynamic: 'list_models.id.name',
         placeholder: 'kling-v3',
       },
       {

@@ -110,3 +110,15 @@ test('Find Generation with a wrong API key is an error, not "not found"', async 
   }).catch((e) => e);
   expect(appError(err).status).toBe(401);
 });
+
+test('the Model dropdown is filled from GET /v1/models by the hidden list_models trigger', async () => {
+  const field = App.creates.start_video_generation.operation.inputFields.find((f) => f.key === 'model');
+  expect(field.dynamic).toBe('list_models.id.name');
+  const trigger = App.triggers.list_models;
+  expect(trigger.display.hidden).toBe(true);
+  const models = await appTester(trigger.operation.perform, { authData: authFor(account), inputData: {} });
+  const { data } = await api(account.api_key, 'GET', '/v1/models');
+  expect(models.map((m) => m.id)).toEqual(data.data.map((m) => m.id));
+  const kling = models.find((m) => m.id === 'kling-v3');
+  expect(kling.name).toMatch(/^Kling/);
+});

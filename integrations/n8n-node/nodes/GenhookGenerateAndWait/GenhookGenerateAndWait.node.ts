@@ -13,7 +13,7 @@ import {
 	type IWebhookResponseData,
 } from 'n8n-workflow';
 
-import { createBody, createFieldsWithoutWebhookUrl } from '../shared/createFields';
+import { createBody, createFieldsWithoutWebhookUrl, getModels } from '../shared/createFields';
 import { parseBody, verifyWebhook } from '../shared/signature';
 import { genhookRequest } from '../shared/transport';
 
@@ -110,6 +110,8 @@ export class GenhookGenerateAndWait implements INodeType {
 			},
 		],
 	};
+
+	methods = { loadOptions: { getModels } };
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const items = this.getInputData();

@@ -1,7 +1,14 @@
-import type { IDataObject, IExecuteFunctions, INodeProperties } from 'n8n-workflow';
+import type {
+	IDataObject,
+	IExecuteFunctions,
+	ILoadOptionsFunctions,
+	INodeProperties,
+	INodePropertyOptions,
+} from 'n8n-workflow';
 import { NodeOperationError } from 'n8n-workflow';
 
 import { generationFields } from '../Genhook/generated';
+import { genhookRequest } from './transport';
 
 /** The generated "create a generation" fields, with the API name each one is sent as. */
 const generated = generationFields.filter((field) =>
@@ -12,11 +19,30 @@ function apiName(field: INodeProperties): string {
 	return String(field.routing?.send?.property ?? field.name);
 }
 
+/** The loadOptions method a programmatic node offers for the generated Model dropdown
+ * (declarative loadOptions need the node's requestDefaults, which this node has none of). */
+export const MODEL_OPTIONS_METHOD = 'getModels';
+
 function forProgrammaticNode(field: INodeProperties): INodeProperties {
 	const rest = { ...field };
 	delete rest.routing;
 	delete rest.displayOptions;
+	if (rest.typeOptions?.loadOptions) {
+		rest.typeOptions = { loadOptionsMethod: MODEL_OPTIONS_METHOD };
+	}
 	return rest;
+}
+
+/** The catalog as dropdown options: "Kling v3" → kling-v3, sorted by name. */
+export async function getModels(this: ILoadOptionsFunctions): Promise<INodePropertyOptions[]> {
+	const page = await genhookRequest.call(this, 'GET', '/v1/models');
+	return ((page.data as IDataObject[]) ?? [])
+		.map((model) => ({
+			name: String(model.name),
+			value: String(model.id),
+			description: String(model.description ?? ''),
+		}))
+		.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**

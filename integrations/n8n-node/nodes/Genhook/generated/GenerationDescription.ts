@@ -69,9 +69,42 @@ export const generationOperations: INodeProperties[] = [
 
 export const generationFields: INodeProperties[] = [
 	{
-		displayName: 'Model',
+		displayName: 'Model Name or ID',
 		name: 'model',
-		type: 'string',
+		type: 'options',
+		typeOptions: {
+			loadOptions: {
+				routing: {
+					request: {
+						method: 'GET',
+						url: '/v1/models',
+					},
+					output: {
+						postReceive: [
+							{
+								type: 'rootProperty',
+								properties: {
+									property: 'data',
+								},
+							},
+							{
+								type: 'setKeyValue',
+								properties: {
+									name: '={{$responseItem.name}}',
+									value: '={{$responseItem.id}}',
+								},
+							},
+							{
+								type: 'sort',
+								properties: {
+									key: 'name',
+								},
+							},
+						],
+					},
+				},
+			},
+		},
 		default: '',
 		required: true,
 		displayOptions: {
@@ -80,8 +113,7 @@ export const generationFields: INodeProperties[] = [
 				operation: ['create'],
 			},
 		},
-		placeholder: 'e.g. kling-v3',
-		description: 'A model ID from <code>GET /v1/models</code>',
+		description: 'Choose from the list, or specify an ID using an <a href="https://docs.n8n.io/code/expressions/">expression</a>',
 		routing: {
 			send: {
 				type: 'body',
