@@ -14,7 +14,13 @@ import pytest
 
 from integrations.codegen import GENERATED_DIRS, generate, n8n, zapier
 from integrations.codegen.__main__ import main
-from integrations.codegen.openapi import OPENAPI_PATH, field_from_schema, load, read_operation
+from integrations.codegen.openapi import (
+    OPENAPI_PATH,
+    UnsupportedSchema,
+    field_from_schema,
+    load,
+    read_operation,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ZAPIER = ROOT / zapier.DIRECTORY
@@ -160,6 +166,37 @@ def test_a_nullable_schema_maps_to_its_non_null_type(schema: dict[str, Any]) -> 
     assert field.kind == "integer"
     assert n8n._property(field)["type"] == "number"
     assert zapier.input_field(field)["type"] == "integer"
+
+
+def test_a_field_listed_by_another_operation_becomes_a_dropdown_in_both(
+    document: dict[str, Any],
+) -> None:
+    model = read_operation(document, "createVideoGeneration").fields[0]
+
+    assert model.name == "model"
+    assert model.options_from is not None
+    assert (model.options_from.path, model.options_from.items_key) == ("/v1/models", "data")
+    prop = n8n._property(model, {"show": {}})
+    assert (prop["type"], prop["displayName"]) == ("options", "Model Name or ID")
+    routing = prop["typeOptions"]["loadOptions"]["routing"]
+    assert routing["request"] == {"method": "GET", "url": "/v1/models"}
+    steps = routing["output"]["postReceive"]
+    assert steps[0]["properties"]["property"] == "data"
+    assert steps[1]["properties"] == {
+        "name": "={{$responseItem.name}}",
+        "value": "={{$responseItem.id}}",
+    }
+    assert zapier.input_field(model)["dynamic"] == "list_models.id.name"
+
+
+def test_options_from_an_unknown_operation_is_an_error(document: dict[str, Any]) -> None:
+    schema = {
+        "type": "string",
+        "description": "A model.",
+        "x-genhook-options-from": {"operationId": "listNothing", "value": "id", "label": "name"},
+    }
+    with pytest.raises(UnsupportedSchema, match="listNothing"):
+        field_from_schema(document, "model", schema, required=True, location="body")
 
 
 def test_n8n_descriptions_follow_the_linter() -> None:
