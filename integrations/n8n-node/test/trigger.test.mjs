@@ -36,7 +36,7 @@ describe('Genhook Trigger', () => {
 		assert.equal(more.length, 0);
 		assert.equal(endpoint.url, `${n8n.baseUrl}/webhook/hook-1/webhook`);
 		assert.deepEqual([...endpoint.events].sort(), ['video.generation.canceled', 'video.generation.completed']);
-		const state = trigger.workflow.staticData.node_Genhook ?? Object.values(trigger.workflow.staticData)[0];
+		const state = trigger.workflow.staticData['node:Genhook'];
 		assert.equal(state.endpointId, endpoint.id);
 		assert.match(state.secret, /^whsec_/);
 		assert.equal(await activate('checkExists'), true, 'a second activation reuses it');
@@ -50,11 +50,21 @@ describe('Genhook Trigger', () => {
 		assert.equal(item.json.event, 'video.generation.completed');
 		assert.equal(item.json.id, job.id);
 		assert.ok(item.json.output_url);
+		assert.equal(item.json.webhook_id, call.request.headers['webhook-id'], 'the item carries the webhook-id');
 
 		const again = await callWebhook({ ...trigger, request: replay(call.request), credentials: account, baseUrl: n8n.baseUrl });
 		assert.equal(again.answer.status, 200, 'genhook is told it arrived, so it stops retrying');
 		assert.equal(again.result.workflowData, undefined, 'a repeated webhook-id starts nothing');
 		assert.equal(again.answer.body.duplicate, true);
+
+		// n8n 2.41 does not save the static data a webhook() changes when it starts an
+		// execution: with only the endpoint's id and secret saved, the repeat is still caught.
+		const { endpointId, secret, seen } = trigger.workflow.staticData['node:Genhook'];
+		assert.ok(seen[call.request.headers['webhook-id']], 'kept in static data too, for when n8n saves it');
+		const reloaded = workflowWith(TYPES.trigger, trigger.node.parameters, { 'node:Genhook': { endpointId, secret } });
+		const afterReload = await callWebhook({ ...reloaded, request: replay(call.request), credentials: account, baseUrl: n8n.baseUrl });
+		assert.equal(afterReload.answer.status, 200);
+		assert.equal(afterReload.result.workflowData, undefined);
 	});
 
 	test('forged, tampered and stale events get 401 and start nothing', async () => {

@@ -28,6 +28,8 @@ const RESUME_WEBHOOKS: IWebhookDescription[] = [
 		responseMode: 'onReceived',
 		path: '',
 		restartWebhook: true,
+		// Answer with the webhookResponse below, not n8n's default ("firstEntryJson").
+		responseData: '',
 	},
 ];
 

@@ -8,13 +8,9 @@ import {
 	type IWebhookResponseData,
 } from 'n8n-workflow';
 
+import { firstDelivery, forgetDeliveries } from '../shared/seenIds';
 import { parseBody, verifyWebhook } from '../shared/signature';
 import { genhookRequest, genhookRequestUnlessGone } from '../shared/transport';
-
-/** How long a delivered `webhook-id` is remembered, and how many: genhook retries a delivery
- * for hours at most, and redeliveries reuse the id. */
-const SEEN_FOR_MS = 7 * 24 * 3600 * 1000;
-const SEEN_MAX = 2000;
 
 interface EndpointState {
 	endpointId?: string;
@@ -54,6 +50,8 @@ export class GenhookTrigger implements INodeType {
 				httpMethod: 'POST',
 				responseMode: 'onReceived',
 				path: 'webhook',
+				// Answer with the webhookResponse below, not n8n's default ("firstEntryJson").
+				responseData: '',
 			},
 		],
 		properties: [
@@ -103,7 +101,7 @@ export class GenhookTrigger implements INodeType {
 					`/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`,
 				);
 				if (!endpoint) {
-					forget(state);
+					forget(state, triggerKey(this));
 					return false;
 				}
 				const wanted = [...(this.getNodeParameter('events') as string[])].sort();
@@ -120,7 +118,7 @@ export class GenhookTrigger implements INodeType {
 						'DELETE',
 						`/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`,
 					);
-					forget(state);
+					forget(state, triggerKey(this));
 				}
 				return same;
 			},
@@ -147,7 +145,7 @@ export class GenhookTrigger implements INodeType {
 						`/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`,
 					);
 				}
-				forget(state);
+				forget(state, triggerKey(this));
 				return true;
 			},
 		},
@@ -168,30 +166,30 @@ export class GenhookTrigger implements INodeType {
 			response.status(400).json({ error: 'the body is not a JSON object' });
 			return { noWebhookResponse: true };
 		}
-		const now = Date.now();
-		const seen = remembered(state, now);
 		const events = this.getNodeParameter('events') as string[];
-		if (seen[verdict.id] !== undefined || !events.includes(String(payload.event))) {
-			// Already handled (a retry or redelivery), or an event this trigger does not want.
-			return { webhookResponse: { received: true, duplicate: seen[verdict.id] !== undefined } };
+		if (!events.includes(String(payload.event))) {
+			return { webhookResponse: { received: true, ignored: 'event not selected' } };
 		}
-		seen[verdict.id] = now;
-		return { workflowData: [this.helpers.returnJsonArray(payload as IDataObject)] };
+		if (!firstDelivery(triggerKey(this), state, verdict.id)) {
+			// A retry or redelivery of an event already handled: genhook is told it arrived.
+			return { webhookResponse: { received: true, duplicate: true } };
+		}
+		return {
+			workflowData: [
+				this.helpers.returnJsonArray({ ...payload, webhook_id: verdict.id } as IDataObject),
+			],
+		};
 	}
 }
 
-function forget(state: EndpointState): void {
+/** Which trigger this is, for the ids it has seen. */
+function triggerKey(context: IWebhookFunctions | IHookFunctions): string {
+	return `${context.getWorkflow().id}:${context.getNode().id}`;
+}
+
+function forget(state: EndpointState, key: string): void {
+	forgetDeliveries(key);
 	delete state.endpointId;
 	delete state.secret;
 	delete state.seen;
-}
-
-/** The webhook ids seen recently, oldest dropped first. */
-function remembered(state: EndpointState, now: number): Record<string, number> {
-	const kept = Object.entries(state.seen ?? {})
-		.filter(([, at]) => now - at < SEEN_FOR_MS)
-		.sort((a, b) => b[1] - a[1])
-		.slice(0, SEEN_MAX - 1);
-	state.seen = Object.fromEntries(kept);
-	return state.seen;
 }
