@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { TYPES, api, callWebhook, newAccount, outputOf, receiver, resume, runNode } from './harness.mjs';
+import { TYPES, api, callWebhook, newAccount, nodeTypes, outputOf, receiver, resume, runNode } from './harness.mjs';
 
 const PARAMETERS = {
 	model: 'kling-v3',
@@ -59,18 +59,28 @@ describe('Generate and Wait, webhook mode', () => {
 
 		const unsigned = await webhook(fakeRequest(raw, { ...headers, 'webhook-signature': undefined }));
 		assert.equal(unsigned.answer.status, 401);
+		assert.equal(unsigned.result.workflowData, undefined);
+
+		const futureAt = Number(headers['webhook-timestamp']) + 600;
+		const future = await webhook(
+			fakeRequest(raw, { ...headers, 'webhook-timestamp': String(futureAt), 'webhook-signature': sign(account.signingSecret, headers['webhook-id'], futureAt, raw) }),
+		);
+		assert.equal(future.answer.status, 401, 'a timestamp 10 minutes ahead is refused too');
+		assert.equal(future.result.workflowData, undefined);
 
 		const staleAt = Number(headers['webhook-timestamp']) - 600;
 		const stale = await webhook(
 			fakeRequest(raw, { ...headers, 'webhook-timestamp': String(staleAt), 'webhook-signature': sign(account.signingSecret, headers['webhook-id'], staleAt, raw) }),
 		);
 		assert.equal(stale.answer.status, 401, 'a replay older than 5 minutes is refused');
+		assert.equal(stale.result.workflowData, undefined);
 
 		const other = await newAccount();
 		const wrongKey = await webhook(
 			fakeRequest(raw, { ...headers, 'webhook-signature': sign(other.signingSecret, headers['webhook-id'], headers['webhook-timestamp'], raw) }),
 		);
 		assert.equal(wrongKey.answer.status, 401, 'another account\'s secret does not verify');
+		assert.equal(wrongKey.result.workflowData, undefined);
 
 		const now = Math.floor(Date.now() / 1000);
 		const otherJobBody = JSON.stringify({ ...JSON.parse(raw), id: 'vgen_someoneelse' });
@@ -78,6 +88,7 @@ describe('Generate and Wait, webhook mode', () => {
 			fakeRequest(otherJobBody, { ...headers, 'webhook-timestamp': String(now), 'webhook-signature': sign(account.signingSecret, 'msg_x', now, otherJobBody), 'webhook-id': 'msg_x' }),
 		);
 		assert.equal(otherJob.answer.status, 401, 'a genuine webhook of another generation resumes nothing');
+		assert.equal(otherJob.result.workflowData, undefined);
 
 		const genuine = await webhook(fakeRequest(raw, headers));
 		assert.equal(genuine.answer.status, 200);
@@ -166,5 +177,99 @@ describe('Generate and Wait, poll mode', () => {
 		});
 		const [job] = outputOf(run).items;
 		assert.ok(['pending', 'processing'].includes(job.status), job.status);
+	});
+});
+
+describe('Generate and Wait, what it sends', () => {
+	/** A stand-in genhook that records each create and answers reads from `script`:
+	 * per prompt, the statuses successive reads return (the last one repeats). */
+	async function stubGenhook(script = {}) {
+		const creates = [];
+		const reads = {};
+		const jobs = {};
+		const stub = await receiver((req) => {
+			if (req.method === 'POST' && req.url === '/v1/video/generations') {
+				const id = `vgen_stub${creates.length}`;
+				creates.push(req.body);
+				jobs[id] = { prompt: req.body.prompt, steps: script[req.body.prompt] ?? ['completed'] };
+				return { status: 202, body: { id, status: 'pending', prompt: req.body.prompt } };
+			}
+			const id = req.url.split('/').pop();
+			reads[id] = (reads[id] ?? 0) + 1;
+			const { prompt, steps } = jobs[id];
+			const status = steps[Math.min(reads[id], steps.length) - 1];
+			return { status: 200, body: { id, prompt, status, output_url: status === 'completed' ? `https://x/${id}.mp4` : null } };
+		});
+		return { stub, creates, reads, credentials: { baseUrl: stub.baseUrl, apiKey: 'gh_stub', signingSecret: 'whsec_c3R1Yg==' } };
+	}
+
+	test('only the fields a user set are sent; an emptied field is left out', async () => {
+		const { stub, creates, credentials } = await stubGenhook();
+		try {
+			await runNode({ type: TYPES.generateAndWait, parameters: { model: 'kling-v3', prompt: 'p' }, credentials, baseUrl: stub.baseUrl });
+			assert.deepEqual(Object.keys(creates[0]).sort(), ['model', 'prompt', 'webhook_url']);
+			await runNode({ type: TYPES.generateAndWait, parameters: { model: 'kling-v3', prompt: 'p', additionalFields: { imageUrl: '', duration: '10s' } }, credentials, baseUrl: stub.baseUrl });
+			assert.deepEqual(Object.keys(creates[1]).sort(), ['duration', 'model', 'prompt', 'webhook_url']);
+		} finally {
+			await stub.close();
+		}
+	});
+
+	test('poll mode waits for every item, however long each takes', async () => {
+		const { stub, reads, credentials } = await stubGenhook({ slow: ['processing', 'processing', 'completed'] });
+		try {
+			const { run } = await runNode({
+				type: TYPES.generateAndWait,
+				parameters: { model: 'kling-v3', prompt: '={{ $json.prompt }}', waitMode: 'poll', pollInterval: 2 },
+				credentials,
+				items: [{ json: { prompt: 'fast' } }, { json: { prompt: 'slow' } }],
+			});
+			assert.deepEqual(outputOf(run).items.map((j) => [j.prompt, j.status]), [['fast', 'completed'], ['slow', 'completed']]);
+			assert.equal(reads.vgen_stub1, 3, 'the slow one was read until it completed');
+			assert.equal(reads.vgen_stub0, 1, 'the finished one was not read again');
+		} finally {
+			await stub.close();
+		}
+	});
+
+	test('the resume URL is the only webhook: there is no Webhook URL option', () => {
+		const { properties } = nodeTypes.getByName(TYPES.generateAndWait).description;
+		const collection = properties.find((p) => p.name === 'additionalFields');
+		assert.ok(collection.options.some((o) => o.name === 'imageUrl'));
+		assert.ok(!collection.options.some((o) => o.name === 'webhookUrl'));
+	});
+
+	test('metadata that is not JSON fails the node before anything is charged', async () => {
+		const account = await newAccount();
+		const { run } = await runNode({
+			type: TYPES.generateAndWait,
+			parameters: { ...PARAMETERS, additionalFields: { metadata: '{not json' } },
+			credentials: account,
+		});
+		assert.match(outputOf(run).error.message, /Metadata is not valid JSON/);
+		const { body } = await api('GET', '/v1/account', undefined, account.apiKey);
+		assert.equal(body.credits, 50);
+		assert.equal((await api('GET', '/v1/video/generations', undefined, account.apiKey)).body.data.length, 0);
+	});
+
+	test('a rejected submission names the field in the error message', async () => {
+		const account = await newAccount();
+		const { run } = await runNode({ type: TYPES.generateAndWait, parameters: { ...PARAMETERS, model: 'nope', waitMode: 'poll' }, credentials: account });
+		assert.match(outputOf(run).error.message, /model: /);
+	});
+
+	test('poll mode with "continue on fail" outputs the failed item\'s error and the others', async () => {
+		const account = await newAccount();
+		const { run } = await runNode({
+			type: TYPES.generateAndWait,
+			parameters: { ...PARAMETERS, model: '={{ $json.model }}', waitMode: 'poll', pollInterval: 2 },
+			credentials: account,
+			items: [{ json: { model: 'nope' } }, { json: { model: 'kling-v3' } }],
+			settings: { onError: 'continueRegularOutput' },
+		});
+		const { items } = outputOf(run);
+		assert.equal(items.length, 2);
+		assert.match(items[0].error, /model/);
+		assert.equal(items[1].status, 'completed');
 	});
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
-import { GENHOOK, TYPES, api, methodOptions, newAccount, outputOf, routedOptions, runNode } from './harness.mjs';
+import { GENHOOK, TYPES, api, methodOptions, newAccount, outputOf, routedOptions, runNode, workflowWith } from './harness.mjs';
 
 const genhook = (credentials, parameters, items) =>
 	runNode({ type: TYPES.genhook, parameters, credentials, items }).then(({ run }) => outputOf(run));
@@ -113,5 +113,17 @@ describe('Genhook node', () => {
 		const programmatic = await methodOptions({ type: TYPES.generateAndWait, parameter: 'model', credentials: account });
 		assert.deepEqual(programmatic.map(({ name, value }) => ({ name, value })), expected);
 		assert.ok(programmatic.every((o) => o.description));
+	});
+
+	test('a base URL with a trailing slash works in every node and in the credential test', async () => {
+		const slashed = { ...account, baseUrl: `${account.baseUrl}/` };
+		const { items } = await genhook(slashed, { resource: 'account', operation: 'get' });
+		assert.equal(items[0].object, 'account');
+		const models = await methodOptions({ type: TYPES.generateAndWait, parameter: 'model', credentials: slashed });
+		assert.ok(models.length > 0);
+		const { default: credentials } = await import('../dist/credentials/GenhookApi.credentials.js');
+		const { workflow, node } = workflowWith(TYPES.genhook, {});
+		const baseURL = workflow.expression.getSimpleParameterValue(node, new credentials.GenhookApi().test.request.baseURL, 'internal', { $credentials: slashed }, undefined, '');
+		assert.equal(baseURL, account.baseUrl);
 	});
 });

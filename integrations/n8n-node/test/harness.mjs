@@ -117,9 +117,11 @@ export function additionalData({ credentials, baseUrl, executionId = 'exec-1', h
 	return new Proxy(known, { get: (target, key) => target[key] });
 }
 
-/** A one-node workflow (plus its static data, which triggers keep between calls). */
-export function workflowWith(type, parameters, staticData = {}) {
+/** A one-node workflow (plus its static data, which triggers keep between calls);
+ * `settings` are node settings such as `{ onError: 'continueRegularOutput' }`. */
+export function workflowWith(type, parameters, staticData = {}, settings = {}) {
 	const node = {
+		...settings,
 		id: 'node-1',
 		name: 'Genhook',
 		type,
@@ -143,8 +145,8 @@ export function workflowWith(type, parameters, staticData = {}) {
 }
 
 /** Runs the node with `items` as input through n8n-core's WorkflowExecute; the IRun. */
-export async function runNode({ type, parameters, items = [{ json: {} }], credentials = GENHOOK, baseUrl }) {
-	const { workflow, node } = workflowWith(type, parameters);
+export async function runNode({ type, parameters, items = [{ json: {} }], credentials = GENHOOK, baseUrl, settings }) {
+	const { workflow, node } = workflowWith(type, parameters, {}, settings);
 	const data = additionalData({ credentials, baseUrl: baseUrl ?? 'http://127.0.0.1:9' });
 	const runExecutionData = wf.createRunExecutionData({
 		executionData: { nodeExecutionStack: [{ node, data: { main: [items] }, source: null }] },

@@ -2,6 +2,7 @@
 // HookContext), verifies and dedups the real signed events genhook sends it (WebhookContext),
 // and deletes the endpoint on deactivation. Against a live genhook.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { TYPES, api, callWebhook, eventually, hook, newAccount, receiver, workflowWith } from './harness.mjs';
@@ -113,5 +114,78 @@ describe('Genhook Trigger', () => {
 		assert.equal(await activate('create'), true);
 		assert.equal((await endpoints()).length, 1);
 		await activate('delete');
+	});
+
+	test('after the endpoint\'s secret is rotated, the secret the trigger holds still verifies', async () => {
+		assert.equal(await activate('create'), true);
+		const [endpoint] = await endpoints();
+		const rotated = await api('POST', `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, undefined, account.apiKey);
+		assert.equal(rotated.status, 200);
+		const job = (await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'after rotation' }, account.apiKey)).body;
+		const call = await eventually(() => calls.find((c) => c.request.body?.id === job.id && c.request.body.event === 'video.generation.completed'));
+		assert.equal(call.request.headers['webhook-signature'].split(' ').length, 2, 'new and old signatures');
+		assert.equal(call.answer.status, 200);
+		assert.ok(call.result.workflowData, 'verified with the old secret (the second signature)');
+		await activate('delete');
+	});
+
+	test('a trigger that holds no secret verifies nothing, not even an empty-key signature', async () => {
+		const bare = workflowWith(TYPES.trigger, trigger.node.parameters, { 'node:Genhook': { endpointId: 'whep_x' } });
+		const body = '{"event":"video.generation.completed","id":"vgen_x"}';
+		const now = String(Math.floor(Date.now() / 1000));
+		const mac = createHmac('sha256', Buffer.alloc(0)).update(`msg_empty.${now}.${body}`).digest('base64');
+		const request = { rawBody: Buffer.from(body), headers: { 'webhook-id': 'msg_empty', 'webhook-timestamp': now, 'webhook-signature': `v1,${mac}` }, readRawBody: async () => {} };
+		const { answer, result } = await callWebhook({ ...bare, request, credentials: account, baseUrl: n8n.baseUrl });
+		assert.equal(answer.status, 401);
+		assert.equal(result.workflowData, undefined);
+	});
+
+	test('an endpoint moved, disabled or edited behind n8n\'s back is replaced on activation', async () => {
+		for (const change of [{ url: `${n8n.baseUrl}/elsewhere` }, { enabled: false }]) {
+			assert.equal(await activate('create'), true);
+			const [endpoint] = await endpoints();
+			const patched = await api('PATCH', `/v1/webhook-endpoints/${endpoint.id}`, change, account.apiKey);
+			assert.equal(patched.status, 200, JSON.stringify(patched.body));
+			assert.equal(await activate('checkExists'), false, JSON.stringify(change));
+			assert.equal((await api('GET', `/v1/webhook-endpoints/${endpoint.id}`, undefined, account.apiKey)).status, 404, 'the outdated one is deleted');
+			await activate('delete');
+		}
+	});
+
+	test('an API error during activation is an error, and the endpoint is not forgotten', async () => {
+		assert.equal(await activate('create'), true);
+		const state = trigger.workflow.staticData['node:Genhook'];
+		const held = state.endpointId;
+		await assert.rejects(() => hook('checkExists', { ...trigger, baseUrl: n8n.baseUrl, credentials: { ...account, apiKey: 'gh_wrong' } }), /401|uthori/);
+		assert.equal(state.endpointId, held);
+		assert.equal(await activate('checkExists'), true);
+		await activate('delete');
+	});
+});
+
+describe('Genhook Trigger on phase changes', () => {
+	test('every phase a generation enters starts the workflow once', async () => {
+		const account = await newAccount();
+		const started = [];
+		let phases;
+		const n8n = await receiver(async (request) => {
+			const call = await callWebhook({ ...phases, request, credentials: account, baseUrl: n8n.baseUrl });
+			if (call.result.workflowData) started.push(call.result.workflowData[0][0].json);
+			return call.answer;
+		});
+		try {
+			phases = workflowWith(TYPES.trigger, { events: ['video.generation.status_changed'] }, {});
+			assert.equal(await hook('create', { ...phases, baseUrl: n8n.baseUrl, credentials: account }), true);
+			const job = (await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'phases' }, account.apiKey)).body;
+			await eventually(async () => (await api('GET', `/v1/video/generations/${job.id}`, undefined, account.apiKey)).body.status === 'completed');
+			await eventually(() => started.some((p) => p.phase === 'finishing'));
+			const seen = started.filter((p) => p.id === job.id).map((p) => p.phase);
+			assert.ok(seen.length >= 2, `phases ${seen}`);
+			assert.equal(new Set(seen).size, seen.length, 'each phase once');
+			assert.ok(started.every((p) => p.event === 'video.generation.status_changed'));
+			await hook('delete', { ...phases, baseUrl: n8n.baseUrl, credentials: account });
+		} finally {
+			await n8n.close();
+		}
 	});
 });

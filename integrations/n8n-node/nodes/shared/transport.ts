@@ -40,9 +40,12 @@ export async function genhookRequest(
 			headers: { Accept: 'application/json' },
 		})) as IDataObject;
 	} catch (error) {
-		throw new NodeApiError(this.getNode(), error as JsonObject, {
-			message: problemMessage(error),
-		});
+		const message = problemMessage(error);
+		// n8n's HTTP helper already throws a NodeApiError (re-wrapping returns it as it is),
+		// with a generic text per status; genhook's own words are more useful.
+		const wrapped = new NodeApiError(this.getNode(), error as JsonObject, { message });
+		if (message) wrapped.message = message;
+		throw wrapped;
 	}
 }
 
@@ -69,12 +72,19 @@ export function statusOf(error: unknown): number | undefined {
 }
 
 function problemMessage(error: unknown): string | undefined {
-	const e = error as { response?: { data?: unknown }; cause?: { response?: { data?: unknown } } };
-	const data = (e?.response?.data ?? e?.cause?.response?.data) as IDataObject | undefined;
+	const e = error as {
+		response?: { data?: unknown };
+		cause?: { response?: { data?: unknown } };
+		context?: { data?: unknown };
+	};
+	const data = (e?.response?.data ?? e?.cause?.response?.data ?? e?.context?.data) as
+		| IDataObject
+		| undefined;
 	if (!data || typeof data !== 'object') return undefined;
 	const fields = Array.isArray(data.errors)
 		? (data.errors as IDataObject[]).map((f) => `${String(f.field)}: ${String(f.message)}`)
 		: [];
 	const text = [data.title, data.detail].filter((part) => part).join(': ');
-	return [text, ...fields].filter((part) => part).join('; ') || undefined;
+	const unsaid = fields.filter((field) => !text.includes(field));
+	return [text, ...unsaid].filter((part) => part).join('; ') || undefined;
 }
