@@ -185,6 +185,7 @@ def test_a_field_listed_by_another_operation_becomes_a_dropdown_in_both(
     assert steps[1]["properties"] == {
         "name": "={{$responseItem.name}}",
         "value": "={{$responseItem.id}}",
+        "description": "={{$responseItem.description}}",
     }
     assert zapier.input_field(model)["dynamic"] == "list_models.id.name"
 

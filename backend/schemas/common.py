@@ -11,7 +11,8 @@ from backend.schemas import examples
 MAX_WEBHOOK_URL_CHARS = 2048
 
 #: A schema extension for generated clients: the field's values are listed by another
-#: operation (``{"operationId": …, "value": <item property>, "label": <item property>}``),
+#: operation (``{"operationId": …, "value": <item property>, "label": <item property>}``,
+#: optionally ``"description": <item property>``),
 #: so a no-code node shows a dropdown filled from it (integrations/codegen).
 OPTIONS_FROM = "x-genhook-options-from"
 

@@ -37,7 +37,12 @@ class GenerationCreate(BaseModel):
         examples=["kling-v3"],
         # For generated clients (integrations/codegen): a dropdown filled from that list.
         json_schema_extra={
-            OPTIONS_FROM: {"operationId": "listModels", "value": "id", "label": "name"}
+            OPTIONS_FROM: {
+                "operationId": "listModels",
+                "value": "id",
+                "label": "name",
+                "description": "description",
+            }
         },
     )
     prompt: str = Field(

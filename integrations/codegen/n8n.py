@@ -238,18 +238,18 @@ def _load_options(source: OptionsSource) -> dict[str, Any]:
             "output": {
                 "postReceive": [
                     {"type": "rootProperty", "properties": {"property": source.items_key}},
-                    {
-                        "type": "setKeyValue",
-                        "properties": {
-                            "name": f"={{{{$responseItem.{source.label}}}}}",
-                            "value": f"={{{{$responseItem.{source.value}}}}}",
-                        },
-                    },
+                    {"type": "setKeyValue", "properties": _choice(source)},
                     {"type": "sort", "properties": {"key": "name"}},
                 ]
             },
         }
     }
+
+
+def _choice(source: OptionsSource) -> dict[str, str]:
+    """One dropdown choice from a listed item: its label, value and (if any) description."""
+    keys = {"name": source.label, "value": source.value, "description": source.description}
+    return {key: f"={{{{$responseItem.{prop}}}}}" for key, prop in keys.items() if prop}
 
 
 def _option_name(value: str) -> str:

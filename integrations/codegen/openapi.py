@@ -42,6 +42,7 @@ class OptionsSource:
     items_key: str
     value: str
     label: str
+    description: str = ""  #: an item property shown under each choice, where the UI can
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,14 @@ def _options_source(document: dict[str, Any], spec: dict[str, str]) -> OptionsSo
             arrays = [k for k, v in schema["properties"].items() if v.get("type") == "array"]
             if len(arrays) != 1:
                 raise UnsupportedSchema(f"{spec['operationId']}: no single list in its answer")
-            return OptionsSource(spec["operationId"], path, arrays[0], spec["value"], spec["label"])
+            return OptionsSource(
+                spec["operationId"],
+                path,
+                arrays[0],
+                spec["value"],
+                spec["label"],
+                spec.get("description", ""),
+            )
     raise UnsupportedSchema(f"{OPTIONS_FROM}: no GET operation {spec['operationId']!r}")
 
 

@@ -144,6 +144,13 @@ describe('Generate and Wait, webhook mode', () => {
 		assert.match(outputOf(run).error.message, /no signing secret/);
 	});
 
+	test('a signing secret that is not a whsec_ value fails before anything is submitted', async () => {
+		const before = (await api('GET', '/v1/account', undefined, account.apiKey)).body.credits;
+		const { run } = await runNode({ type: TYPES.generateAndWait, parameters: PARAMETERS, credentials: { ...account, signingSecret: account.apiKey }, baseUrl: n8n.baseUrl });
+		assert.match(outputOf(run).error.message, /not a whsec_/);
+		assert.equal((await api('GET', '/v1/account', undefined, account.apiKey)).body.credits, before);
+	});
+
 	test('a rejected submission fails the node with the field named, and waits for nothing', async () => {
 		const { run } = await runNode({ type: TYPES.generateAndWait, parameters: { ...PARAMETERS, model: 'nope' }, credentials: account, baseUrl: n8n.baseUrl });
 		assert.notEqual(run.status, 'waiting');

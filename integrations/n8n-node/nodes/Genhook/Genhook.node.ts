@@ -1,5 +1,6 @@
 import { NodeConnectionTypes, type INodeType, type INodeTypeDescription } from 'n8n-workflow';
 
+import { withProblemDetails } from '../shared/problemDetails';
 import { genhookProperties } from './generated';
 
 /**
@@ -35,6 +36,6 @@ export class Genhook implements INodeType {
 				'Content-Type': 'application/json',
 			},
 		},
-		properties: [...genhookProperties],
+		properties: withProblemDetails(genhookProperties),
 	};
 }

@@ -131,11 +131,22 @@ export class GenhookGenerateAndWait implements INodeType {
 			);
 		}
 		const credentials = await this.getCredentials('genhookApi');
-		if (!credentials.signingSecret) {
+		const secret = String(credentials.signingSecret ?? '');
+		if (!secret) {
 			throw new NodeOperationError(
 				this.getNode(),
 				'The Genhook credential has no signing secret, so the webhook could not be verified',
 				{ description: "Add the account's whsec_… signing secret to the credential." },
+			);
+		}
+		if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) {
+			throw new NodeOperationError(
+				this.getNode(),
+				"The Genhook credential's signing secret is not a whsec_… value",
+				{
+					description:
+						"Copy the account's signing secret exactly as genhook gave it (signup, the genhook up banner, or POST /v1/account/rotate-signing-secret).",
+				},
 			);
 		}
 		const resumeUrl = this.getWorkflowDataProxy(0).$execution.resumeUrl as string;

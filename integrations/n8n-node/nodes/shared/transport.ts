@@ -77,9 +77,13 @@ function problemMessage(error: unknown): string | undefined {
 		cause?: { response?: { data?: unknown } };
 		context?: { data?: unknown };
 	};
-	const data = (e?.response?.data ?? e?.cause?.response?.data ?? e?.context?.data) as
-		| IDataObject
-		| undefined;
+	return problemText(e?.response?.data ?? e?.cause?.response?.data ?? e?.context?.data);
+}
+
+/** One line from genhook's problem details (`title: detail`, then each field error the
+ * detail does not already say), or undefined for any other body. */
+export function problemText(body: unknown): string | undefined {
+	const data = body as IDataObject | undefined;
 	if (!data || typeof data !== 'object') return undefined;
 	const fields = Array.isArray(data.errors)
 		? (data.errors as IDataObject[]).map((f) => `${String(f.field)}: ${String(f.message)}`)

@@ -92,6 +92,7 @@ export const generationFields: INodeProperties[] = [
 								properties: {
 									name: '={{$responseItem.name}}',
 									value: '={{$responseItem.id}}',
+									description: '={{$responseItem.description}}',
 								},
 							},
 							{
