@@ -162,6 +162,20 @@ export function outputOf(run) {
 	return { items: task.data.main[0].map((item) => item.json) };
 }
 
+/** n8n's registration of the node's (only) webhook. */
+function webhookDataOf(workflow, node, data) {
+	const description = nodeTypes.getByName(node.type).description.webhooks[0];
+	return {
+		httpMethod: description.httpMethod,
+		node: node.name,
+		path: description.path,
+		webhookDescription: description,
+		workflowId: workflow.id,
+		workflowExecuteAdditionalData: data,
+		webhookId: node.webhookId,
+	};
+}
+
 /** Calls the node's webhook() with a real request, as n8n's webhook server does; what the
  * node answered (status, body) and its workflowData. */
 export async function callWebhook({ workflow, node, request, runExecutionData, credentials = GENHOOK, baseUrl }) {
@@ -185,14 +199,7 @@ export async function callWebhook({ workflow, node, request, runExecutionData, c
 	};
 	const data = additionalData({ credentials, baseUrl, httpRequest: request, httpResponse: response });
 	const nodeType = nodeTypes.getByName(node.type);
-	const webhookData = {
-		httpMethod: 'POST',
-		node: node.name,
-		path: '',
-		webhookDescription: nodeType.description.webhooks[0],
-		workflowId: workflow.id,
-		workflowExecuteAdditionalData: data,
-	};
+	const webhookData = webhookDataOf(workflow, node, data);
 	const context = new core.WebhookContext(workflow, node, data, 'webhook', webhookData, [], runExecutionData ?? null);
 	const result = await nodeType.webhook.call(context);
 	if (!result.noWebhookResponse) {
@@ -218,15 +225,7 @@ export async function resume({ workflow, run, workflowData, baseUrl }) {
 export async function hook(method, { workflow, node, baseUrl, credentials = GENHOOK }) {
 	const data = additionalData({ credentials, baseUrl });
 	const nodeType = nodeTypes.getByName(node.type);
-	const webhookData = {
-		httpMethod: 'POST',
-		node: node.name,
-		path: 'webhook',
-		webhookDescription: nodeType.description.webhooks[0],
-		workflowId: workflow.id,
-		workflowExecuteAdditionalData: data,
-		webhookId: node.webhookId,
-	};
+	const webhookData = webhookDataOf(workflow, node, data);
 	const context = new core.HookContext(workflow, node, data, 'trigger', 'activate', webhookData);
 	return await nodeType.webhookMethods.default[method].call(context);
 }
