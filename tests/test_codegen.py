@@ -259,6 +259,7 @@ def test_zapier_input_fields_are_the_openapi_request_fields(document: dict[str, 
     loaded = _node(
         "const ops = require('./generated/operations.js');"
         "console.log(JSON.stringify(Object.fromEntries(Object.entries(ops)"
+        ".filter(([, op]) => op.inputFields)"
         ".map(([id, op]) => [id, op.inputFields.map((f) => [f.key, f.required])]))));"
     )
 
@@ -299,3 +300,18 @@ def test_zapier_samples_are_single_objects(document: dict[str, Any]) -> None:
     assert samples["listModels"]["object"] == "model"
     assert samples["getAccount"]["object"] == "account"
     assert samples["getVideoGeneration"]["object"] == "video.generation"
+
+
+def test_zapier_output_fields_label_the_answer_and_the_webhook_payload(
+    document: dict[str, Any],
+) -> None:
+    exported = _node("console.log(JSON.stringify(require('./generated/operations.js')))")
+    fields = {f["key"]: f for f in exported["getVideoGeneration"]["outputFields"]}
+    assert fields["output_url"] == {"key": "output_url", "label": "Output URL", "type": "string"}
+    assert fields["completed_at"]["type"] == "datetime"
+    assert fields["error__message"]["label"] == "Error Message"
+    assert "metadata" not in fields and "status_chain" not in fields
+    models = {f["key"] for f in exported["listModels"]["outputFields"]}
+    assert {"id", "name", "available"} <= models
+    payload = {f["key"] for f in exported["webhookPayload"]["outputFields"]}
+    assert {"event", "output_url", "credits_billed"} <= payload

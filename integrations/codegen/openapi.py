@@ -219,3 +219,30 @@ def _fallback_description(name: str) -> str:
     if name.endswith("_id"):
         return f"ID of the {name.removesuffix('_id').replace('_', ' ')}."
     raise UnsupportedSchema(f"{name} has no description")
+
+
+def response_schema(document: dict[str, Any], operation_id: str) -> dict[str, Any]:
+    """The object one call of the operation answers with: its 2xx body, or for a list
+    (``data`` array) one item of it."""
+    for methods in document["paths"].values():
+        for op in methods.values():
+            if isinstance(op, dict) and op.get("operationId") == operation_id:
+                code = min(c for c in op["responses"] if c.startswith("2"))
+                body = op["responses"][code]["content"]["application/json"]["schema"]
+                schema = _resolve(document, body)
+                data = schema.get("properties", {}).get("data", {})
+                if data.get("type") == "array":
+                    return _resolve(document, data["items"])
+                return schema
+    raise KeyError(f"no operation {operation_id!r} in the OpenAPI document")
+
+
+def webhook_payload_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """The body every outgoing webhook carries (one schema for all events)."""
+    schemas = {
+        json.dumps(hook["post"]["requestBody"]["content"]["application/json"]["schema"])
+        for hook in document["webhooks"].values()
+    }
+    if len(schemas) != 1:
+        raise UnsupportedSchema("the webhooks do not share one payload schema")
+    return _resolve(document, json.loads(schemas.pop()))

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from integrations.codegen.literal import display_name, header, literal
-from integrations.codegen.openapi import LONG_TEXT, Field, Operation, read_operation
+from integrations.codegen.openapi import (
+    LONG_TEXT,
+    Field,
+    Operation,
+    field_from_schema,
+    non_null,
+    read_operation,
+    response_schema,
+    webhook_payload_schema,
+)
 
 #: Where the generated files go, relative to the repository root.
 DIRECTORY = "integrations/zapier/generated"
@@ -46,6 +55,12 @@ def files(document: dict[str, Any]) -> dict[str, str]:
     """Repository-relative path -> text of every generated Zapier file."""
     exported = {op.operation_id: definition(op, read_operation(document, op.operation_id))
                 for op in OPERATIONS}  # fmt: skip
+    for op in OPERATIONS:
+        schema = response_schema(document, op.operation_id)
+        exported[op.operation_id]["outputFields"] = output_fields(document, schema)
+    exported["webhookPayload"] = {
+        "outputFields": output_fields(document, webhook_payload_schema(document)),
+    }
     body = header() + "'use strict';\n\nmodule.exports = " + literal(exported, "  ") + ";\n"
     return {f"{DIRECTORY}/operations.js": body, f"{DIRECTORY}/utils.js": header() + _UTILS}
 
@@ -103,6 +118,29 @@ def _type(field: Field) -> str:
     if field.kind == "string" and (field.max_length or 0) > LONG_TEXT:
         return "text"
     return "string"
+
+
+def output_fields(
+    document: dict[str, Any], schema: dict[str, Any], prefix: str = ""
+) -> list[dict[str, Any]]:
+    """Zapier ``outputFields`` (key, label, type) for an answer's scalar properties, so a Zap
+    shows each with a label and type; an object with known properties is flattened the way
+    Zapier flattens it (``error__code``); free-form objects and lists are left to Zapier."""
+    fields: list[dict[str, Any]] = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = non_null(document, prop)
+        key = f"{prefix}{name}"
+        if prop.get("type") == "object":
+            if prop.get("properties"):
+                fields += output_fields(document, prop, f"{key}__")
+            continue
+        if prop.get("type") == "array":
+            continue
+        field = field_from_schema(document, key, prop, required=False, location="response")
+        fields.append(
+            {"key": key, "label": display_name(key.replace("__", "_")), "type": _type(field)}
+        )
+    return fields
 
 
 def _sample(example: Any) -> Any:

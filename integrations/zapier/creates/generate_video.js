@@ -2,11 +2,17 @@
 // "Generate Video": submits the job with Zapier's callback URL as `webhook_url` and pauses
 // the Zap until genhook POSTs the signed result there; performResume verifies the Standard
 // Webhooks signature with the account's signing secret before the Zap continues.
-const { createVideoGeneration: op } = require('../generated/operations');
+const { createVideoGeneration: op, webhookPayload } = require('../generated/operations');
 const { requestOperation } = require('../lib/genhook');
 const { verifyWebhook, WebhookVerificationError } = require('../lib/verify');
 
 const inputFields = op.inputFields.filter((field) => field.key !== 'webhook_url');
+
+/** What the step hands on: the generation, plus the webhook's own fields (e.g. `event`). */
+const outputFields = [
+  ...op.outputFields,
+  ...webhookPayload.outputFields.filter((field) => !op.outputFields.some((f) => f.key === field.key)),
+];
 
 const perform = async (z, bundle) => {
   if (bundle.meta && bundle.meta.isLoadingSample) {
@@ -62,6 +68,7 @@ module.exports = {
     inputFields,
     perform,
     performResume,
+    outputFields,
     sample: op.sample,
   },
 };

@@ -20,6 +20,7 @@ module.exports = {
   operation: {
     inputFields: op.inputFields,
     perform,
+    outputFields: op.outputFields,
     sample: { ...op.sample, status: 'pending', phase: 'queued', phase_label: 'Queued', output_url: null, progress: 0, completed_at: null },
   },
 };

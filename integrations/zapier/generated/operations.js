@@ -203,6 +203,153 @@ module.exports = {
         'end_image_url',
       ],
     },
+    outputFields: [
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'status',
+        label: 'Status',
+        type: 'string',
+      },
+      {
+        key: 'phase',
+        label: 'Phase',
+        type: 'string',
+      },
+      {
+        key: 'phase_label',
+        label: 'Phase Label',
+        type: 'string',
+      },
+      {
+        key: 'model',
+        label: 'Model',
+        type: 'string',
+      },
+      {
+        key: 'prompt',
+        label: 'Prompt',
+        type: 'string',
+      },
+      {
+        key: 'duration',
+        label: 'Duration',
+        type: 'string',
+      },
+      {
+        key: 'aspect_ratio',
+        label: 'Aspect Ratio',
+        type: 'string',
+      },
+      {
+        key: 'credits',
+        label: 'Credits',
+        type: 'integer',
+      },
+      {
+        key: 'credits_billed',
+        label: 'Credits Billed',
+        type: 'integer',
+      },
+      {
+        key: 'refunded',
+        label: 'Refunded',
+        type: 'boolean',
+      },
+      {
+        key: 'failover_used',
+        label: 'Failover Used',
+        type: 'boolean',
+      },
+      {
+        key: 'rendered_model',
+        label: 'Rendered Model',
+        type: 'string',
+      },
+      {
+        key: 'webhook_url',
+        label: 'Webhook URL',
+        type: 'string',
+      },
+      {
+        key: 'image_id',
+        label: 'Image ID',
+        type: 'string',
+      },
+      {
+        key: 'end_image_id',
+        label: 'End Image ID',
+        type: 'string',
+      },
+      {
+        key: 'output_url',
+        label: 'Output URL',
+        type: 'string',
+      },
+      {
+        key: 'error__code',
+        label: 'Error Code',
+        type: 'string',
+      },
+      {
+        key: 'error__message',
+        label: 'Error Message',
+        type: 'string',
+      },
+      {
+        key: 'error__elapsed_seconds',
+        label: 'Error Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'progress',
+        label: 'Progress',
+        type: 'number',
+      },
+      {
+        key: 'queue_position',
+        label: 'Queue Position',
+        type: 'integer',
+      },
+      {
+        key: 'elapsed_seconds',
+        label: 'Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'eta_seconds',
+        label: 'ETA Seconds',
+        type: 'number',
+      },
+      {
+        key: 'last_polled_at',
+        label: 'Last Polled At',
+        type: 'datetime',
+      },
+      {
+        key: 'created_at',
+        label: 'Created At',
+        type: 'datetime',
+      },
+      {
+        key: 'updated_at',
+        label: 'Updated At',
+        type: 'datetime',
+      },
+      {
+        key: 'completed_at',
+        label: 'Completed At',
+        type: 'datetime',
+      },
+    ],
   },
   getVideoGeneration: {
     key: 'find_generation',
@@ -309,6 +456,153 @@ module.exports = {
       query: [],
       body: [],
     },
+    outputFields: [
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'status',
+        label: 'Status',
+        type: 'string',
+      },
+      {
+        key: 'phase',
+        label: 'Phase',
+        type: 'string',
+      },
+      {
+        key: 'phase_label',
+        label: 'Phase Label',
+        type: 'string',
+      },
+      {
+        key: 'model',
+        label: 'Model',
+        type: 'string',
+      },
+      {
+        key: 'prompt',
+        label: 'Prompt',
+        type: 'string',
+      },
+      {
+        key: 'duration',
+        label: 'Duration',
+        type: 'string',
+      },
+      {
+        key: 'aspect_ratio',
+        label: 'Aspect Ratio',
+        type: 'string',
+      },
+      {
+        key: 'credits',
+        label: 'Credits',
+        type: 'integer',
+      },
+      {
+        key: 'credits_billed',
+        label: 'Credits Billed',
+        type: 'integer',
+      },
+      {
+        key: 'refunded',
+        label: 'Refunded',
+        type: 'boolean',
+      },
+      {
+        key: 'failover_used',
+        label: 'Failover Used',
+        type: 'boolean',
+      },
+      {
+        key: 'rendered_model',
+        label: 'Rendered Model',
+        type: 'string',
+      },
+      {
+        key: 'webhook_url',
+        label: 'Webhook URL',
+        type: 'string',
+      },
+      {
+        key: 'image_id',
+        label: 'Image ID',
+        type: 'string',
+      },
+      {
+        key: 'end_image_id',
+        label: 'End Image ID',
+        type: 'string',
+      },
+      {
+        key: 'output_url',
+        label: 'Output URL',
+        type: 'string',
+      },
+      {
+        key: 'error__code',
+        label: 'Error Code',
+        type: 'string',
+      },
+      {
+        key: 'error__message',
+        label: 'Error Message',
+        type: 'string',
+      },
+      {
+        key: 'error__elapsed_seconds',
+        label: 'Error Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'progress',
+        label: 'Progress',
+        type: 'number',
+      },
+      {
+        key: 'queue_position',
+        label: 'Queue Position',
+        type: 'integer',
+      },
+      {
+        key: 'elapsed_seconds',
+        label: 'Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'eta_seconds',
+        label: 'ETA Seconds',
+        type: 'number',
+      },
+      {
+        key: 'last_polled_at',
+        label: 'Last Polled At',
+        type: 'datetime',
+      },
+      {
+        key: 'created_at',
+        label: 'Created At',
+        type: 'datetime',
+      },
+      {
+        key: 'updated_at',
+        label: 'Updated At',
+        type: 'datetime',
+      },
+      {
+        key: 'completed_at',
+        label: 'Completed At',
+        type: 'datetime',
+      },
+    ],
   },
   cancelVideoGeneration: {
     key: 'cancel_generation',
@@ -415,6 +709,153 @@ module.exports = {
       query: [],
       body: [],
     },
+    outputFields: [
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'status',
+        label: 'Status',
+        type: 'string',
+      },
+      {
+        key: 'phase',
+        label: 'Phase',
+        type: 'string',
+      },
+      {
+        key: 'phase_label',
+        label: 'Phase Label',
+        type: 'string',
+      },
+      {
+        key: 'model',
+        label: 'Model',
+        type: 'string',
+      },
+      {
+        key: 'prompt',
+        label: 'Prompt',
+        type: 'string',
+      },
+      {
+        key: 'duration',
+        label: 'Duration',
+        type: 'string',
+      },
+      {
+        key: 'aspect_ratio',
+        label: 'Aspect Ratio',
+        type: 'string',
+      },
+      {
+        key: 'credits',
+        label: 'Credits',
+        type: 'integer',
+      },
+      {
+        key: 'credits_billed',
+        label: 'Credits Billed',
+        type: 'integer',
+      },
+      {
+        key: 'refunded',
+        label: 'Refunded',
+        type: 'boolean',
+      },
+      {
+        key: 'failover_used',
+        label: 'Failover Used',
+        type: 'boolean',
+      },
+      {
+        key: 'rendered_model',
+        label: 'Rendered Model',
+        type: 'string',
+      },
+      {
+        key: 'webhook_url',
+        label: 'Webhook URL',
+        type: 'string',
+      },
+      {
+        key: 'image_id',
+        label: 'Image ID',
+        type: 'string',
+      },
+      {
+        key: 'end_image_id',
+        label: 'End Image ID',
+        type: 'string',
+      },
+      {
+        key: 'output_url',
+        label: 'Output URL',
+        type: 'string',
+      },
+      {
+        key: 'error__code',
+        label: 'Error Code',
+        type: 'string',
+      },
+      {
+        key: 'error__message',
+        label: 'Error Message',
+        type: 'string',
+      },
+      {
+        key: 'error__elapsed_seconds',
+        label: 'Error Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'progress',
+        label: 'Progress',
+        type: 'number',
+      },
+      {
+        key: 'queue_position',
+        label: 'Queue Position',
+        type: 'integer',
+      },
+      {
+        key: 'elapsed_seconds',
+        label: 'Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'eta_seconds',
+        label: 'ETA Seconds',
+        type: 'number',
+      },
+      {
+        key: 'last_polled_at',
+        label: 'Last Polled At',
+        type: 'datetime',
+      },
+      {
+        key: 'created_at',
+        label: 'Created At',
+        type: 'datetime',
+      },
+      {
+        key: 'updated_at',
+        label: 'Updated At',
+        type: 'datetime',
+      },
+      {
+        key: 'completed_at',
+        label: 'Completed At',
+        type: 'datetime',
+      },
+    ],
   },
   listModels: {
     key: 'list_models',
@@ -446,6 +887,43 @@ module.exports = {
       query: [],
       body: [],
     },
+    outputFields: [
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'name',
+        label: 'Name',
+        type: 'string',
+      },
+      {
+        key: 'description',
+        label: 'Description',
+        type: 'string',
+      },
+      {
+        key: 'typical_render_seconds',
+        label: 'Typical Render Seconds',
+        type: 'number',
+      },
+      {
+        key: 'max_wait_seconds',
+        label: 'Max Wait Seconds',
+        type: 'number',
+      },
+      {
+        key: 'available',
+        label: 'Available',
+        type: 'boolean',
+      },
+    ],
   },
   getAccount: {
     key: 'get_account',
@@ -468,5 +946,141 @@ module.exports = {
       query: [],
       body: [],
     },
+    outputFields: [
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'email',
+        label: 'Email',
+        type: 'string',
+      },
+      {
+        key: 'credits',
+        label: 'Credits',
+        type: 'integer',
+      },
+      {
+        key: 'created_at',
+        label: 'Created At',
+        type: 'datetime',
+      },
+    ],
+  },
+  webhookPayload: {
+    outputFields: [
+      {
+        key: 'event',
+        label: 'Event',
+        type: 'string',
+      },
+      {
+        key: 'id',
+        label: 'ID',
+        type: 'string',
+      },
+      {
+        key: 'object',
+        label: 'Object',
+        type: 'string',
+      },
+      {
+        key: 'status',
+        label: 'Status',
+        type: 'string',
+      },
+      {
+        key: 'phase',
+        label: 'Phase',
+        type: 'string',
+      },
+      {
+        key: 'phase_label',
+        label: 'Phase Label',
+        type: 'string',
+      },
+      {
+        key: 'model',
+        label: 'Model',
+        type: 'string',
+      },
+      {
+        key: 'prompt',
+        label: 'Prompt',
+        type: 'string',
+      },
+      {
+        key: 'output_url',
+        label: 'Output URL',
+        type: 'string',
+      },
+      {
+        key: 'credits',
+        label: 'Credits',
+        type: 'integer',
+      },
+      {
+        key: 'credits_billed',
+        label: 'Credits Billed',
+        type: 'integer',
+      },
+      {
+        key: 'failover_used',
+        label: 'Failover Used',
+        type: 'boolean',
+      },
+      {
+        key: 'rendered_model',
+        label: 'Rendered Model',
+        type: 'string',
+      },
+      {
+        key: 'created_at',
+        label: 'Created At',
+        type: 'datetime',
+      },
+      {
+        key: 'completed_at',
+        label: 'Completed At',
+        type: 'datetime',
+      },
+      {
+        key: 'elapsed_seconds',
+        label: 'Elapsed Seconds',
+        type: 'number',
+      },
+      {
+        key: 'progress',
+        label: 'Progress',
+        type: 'number',
+      },
+      {
+        key: 'eta_seconds',
+        label: 'ETA Seconds',
+        type: 'number',
+      },
+      {
+        key: 'error__code',
+        label: 'Error Code',
+        type: 'string',
+      },
+      {
+        key: 'error__message',
+        label: 'Error Message',
+        type: 'string',
+      },
+      {
+        key: 'error__elapsed_seconds',
+        label: 'Error Elapsed Seconds',
+        type: 'number',
+      },
+    ],
   },
 };

@@ -17,6 +17,7 @@ module.exports = {
   operation: {
     inputFields: op.inputFields,
     perform,
+    outputFields: op.outputFields,
     sample: op.sample,
   },
 };

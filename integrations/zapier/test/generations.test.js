@@ -122,3 +122,17 @@ test('the Model dropdown is filled from GET /v1/models by the hidden list_models
   const kling = models.find((m) => m.id === 'kling-v3');
   expect(kling.name).toMatch(/^Kling/);
 });
+
+test('each step declares its output fields with labels, as the contract describes them', () => {
+  const labels = (def) => Object.fromEntries(def.operation.outputFields.map((f) => [f.key, [f.label, f.type]]));
+  const find = labels(App.searches.find_generation);
+  expect(find.output_url).toEqual(['Output URL', 'string']);
+  expect(find.credits_billed).toEqual(['Credits Billed', 'integer']);
+  expect(find.error__code).toEqual(['Error Code', 'string']);
+  expect(find.completed_at).toEqual(['Completed At', 'datetime']);
+  const generate = labels(App.creates.generate_video);
+  expect(generate.event).toEqual(['Event', 'string']);
+  expect(generate.output_url).toEqual(['Output URL', 'string']);
+  expect(labels(App.triggers.generation_finished).eta_seconds).toEqual(['ETA Seconds', 'number']);
+  expect(Object.keys(labels(App.creates.start_video_generation))).toContain('status');
+});

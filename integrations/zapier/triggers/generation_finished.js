@@ -2,7 +2,7 @@
 // "Generation Finished": a REST hook. Turning the Zap on registers Zapier's URL as a genhook
 // webhook endpoint (which has its own whsec_ secret, kept in subscribeData); every event is
 // verified with that secret before it triggers the Zap.
-const { getVideoGeneration } = require('../generated/operations');
+const { getVideoGeneration, webhookPayload } = require('../generated/operations');
 const { baseUrl } = require('../lib/genhook');
 const { verifyWebhook, WebhookVerificationError } = require('../lib/verify');
 
@@ -103,6 +103,7 @@ module.exports = {
     performUnsubscribe,
     perform,
     performList,
+    outputFields: webhookPayload.outputFields,
     sample: asPayload(getVideoGeneration.sample),
   },
 };
