@@ -1,11 +1,27 @@
 'use strict';
 const { baseUrl, problemError } = require('./lib/genhook');
 
+/** Whether `url` is under `base`: same origin, and a path at or below the base's path
+ * (so `https://genhook.example.com.evil.net` or `…/v1evil` never get the key). */
+const isUnder = (url, base) => {
+  try {
+    const target = new URL(url);
+    const root = new URL(base);
+    const prefix = root.pathname.replace(/\/+$/, '');
+    return (
+      target.origin === root.origin &&
+      (target.pathname === prefix || target.pathname.startsWith(`${prefix}/`) || prefix === '')
+    );
+  } catch (err) {
+    return false;
+  }
+};
+
 /** Adds `Authorization: Bearer <apiKey>` to requests to the connection's genhook (only). */
 const addApiKey = (request, z, bundle) => {
   const base = baseUrl(bundle);
   const { apiKey } = bundle.authData || {};
-  if (apiKey && base && String(request.url || '').startsWith(base)) {
+  if (apiKey && base && isUnder(String(request.url || ''), base)) {
     request.headers = request.headers || {};
     request.headers.Authorization = `Bearer ${apiKey}`;
     if (!request.headers.Accept) request.headers.Accept = 'application/json';
@@ -26,4 +42,4 @@ const handleProblems = (response, z) => {
   return response;
 };
 
-module.exports = { befores: [addApiKey], afters: [handleProblems] };
+module.exports = { befores: [addApiKey], afters: [handleProblems], isUnder };

@@ -205,6 +205,7 @@ describe('Generate and Wait, what it sends', () => {
 			reads[id] = (reads[id] ?? 0) + 1;
 			const { prompt, steps } = jobs[id];
 			const status = steps[Math.min(reads[id], steps.length) - 1];
+			if (/^\d{3}$/.test(status)) return { status: Number(status), body: { title: 'Unavailable' } };
 			return { status: 200, body: { id, prompt, status, output_url: status === 'completed' ? `https://x/${id}.mp4` : null } };
 		});
 		return { stub, creates, reads, credentials: { baseUrl: stub.baseUrl, apiKey: 'gh_stub', signingSecret: 'whsec_c3R1Yg==' } };
@@ -234,6 +235,22 @@ describe('Generate and Wait, what it sends', () => {
 			assert.deepEqual(outputOf(run).items.map((j) => [j.prompt, j.status]), [['fast', 'completed'], ['slow', 'completed']]);
 			assert.equal(reads.vgen_stub1, 3, 'the slow one was read until it completed');
 			assert.equal(reads.vgen_stub0, 1, 'the finished one was not read again');
+		} finally {
+			await stub.close();
+		}
+	});
+
+	test('poll mode reads again after a failed read (503) rather than giving up on a paid job', async () => {
+		const { stub, reads, credentials } = await stubGenhook({ blip: ['processing', '503', 'completed'] });
+		try {
+			const { run } = await runNode({
+				type: TYPES.generateAndWait,
+				parameters: { model: 'kling-v3', prompt: 'blip', waitMode: 'poll', pollInterval: 2 },
+				credentials,
+			});
+			assert.equal(run.status, 'success');
+			assert.equal(outputOf(run).items[0].status, 'completed');
+			assert.equal(reads.vgen_stub0, 3);
 		} finally {
 			await stub.close();
 		}

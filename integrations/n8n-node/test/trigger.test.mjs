@@ -16,10 +16,17 @@ describe('Genhook Trigger', () => {
 	let n8n;
 	let trigger;
 	const calls = [];
+	const refuse = new Set();
 	before(async () => {
 		account = await newAccount();
 		// n8n's webhook server: each event genhook POSTs goes to the trigger's webhook().
 		n8n = await receiver(async (request) => {
+			const state = trigger.workflow.staticData['node:Genhook'];
+			if (state && refuse.has(state.endpointId)) {
+				// n8n is "down" for this endpoint: genhook's attempt fails.
+				calls.push({ request, answer: { status: 503 } });
+				return { status: 503, body: {} };
+			}
 			const call = await callWebhook({ ...trigger, request, credentials: account, baseUrl: n8n.baseUrl });
 			calls.push({ request, ...call });
 			return call.answer;
@@ -93,9 +100,12 @@ describe('Genhook Trigger', () => {
 		const phases = calls.filter((c) => c.request.body?.id === job.id && c.request.body.event === 'video.generation.status_changed');
 		assert.ok(phases.length > 0, 'genhook sent phase changes');
 		assert.ok(phases.every((c) => c.answer.status === 200 && c.result.workflowData === undefined));
-		assert.equal(await activate('checkExists'), false, 'an endpoint whose events differ is replaced');
-		assert.equal((await endpoints()).length, 0);
-		assert.equal(await activate('create'), true);
+		const [patched] = await endpoints();
+		assert.equal(await activate('checkExists'), true, 'an endpoint whose events differ is repaired');
+		const [repaired, ...more] = await endpoints();
+		assert.equal(more.length, 0);
+		assert.equal(repaired.id, patched.id);
+		assert.deepEqual([...repaired.events].sort(), ['video.generation.canceled', 'video.generation.completed']);
 	});
 
 	test('deactivation deletes the endpoint; a second delete is harmless', async () => {
@@ -140,16 +150,45 @@ describe('Genhook Trigger', () => {
 		assert.equal(result.workflowData, undefined);
 	});
 
-	test('an endpoint moved, disabled or edited behind n8n\'s back is replaced on activation', async () => {
-		for (const change of [{ url: `${n8n.baseUrl}/elsewhere` }, { enabled: false }]) {
+	test('an endpoint moved, disabled or edited behind n8n\'s back is repaired in place', async () => {
+		for (const change of [{ url: `${n8n.baseUrl}/elsewhere` }, { enabled: false }, { events: ['video.generation.failed'] }]) {
 			assert.equal(await activate('create'), true);
 			const [endpoint] = await endpoints();
 			const patched = await api('PATCH', `/v1/webhook-endpoints/${endpoint.id}`, change, account.apiKey);
 			assert.equal(patched.status, 200, JSON.stringify(patched.body));
-			assert.equal(await activate('checkExists'), false, JSON.stringify(change));
-			assert.equal((await api('GET', `/v1/webhook-endpoints/${endpoint.id}`, undefined, account.apiKey)).status, 404, 'the outdated one is deleted');
+			assert.equal(await activate('checkExists'), true, JSON.stringify(change));
+			const [repaired, ...more] = await endpoints();
+			assert.equal(more.length, 0);
+			assert.equal(repaired.id, endpoint.id, 'same endpoint: its secret and delivery log are kept');
+			assert.equal(repaired.url, `${n8n.baseUrl}/webhook/hook-1/webhook`);
+			assert.equal(repaired.enabled, true);
+			assert.deepEqual([...repaired.events].sort(), ['video.generation.canceled', 'video.generation.completed']);
 			await activate('delete');
 		}
+	});
+
+	test('events that failed before the endpoint was disabled arrive once it is repaired', async () => {
+		assert.equal(await activate('create'), true);
+		const [endpoint] = await endpoints();
+		refuse.add(endpoint.id);
+		const job = (await api('POST', '/v1/video/generations', { model: 'kling-v3', prompt: 'while n8n was away' }, account.apiKey)).body;
+		await eventually(() => calls.find((c) => c.request.body?.id === job.id && c.answer.status === 503));
+		await api('PATCH', `/v1/webhook-endpoints/${endpoint.id}`, { enabled: false }, account.apiKey);
+		refuse.delete(endpoint.id);
+		assert.equal(await activate('checkExists'), true);
+		const started = await eventually(() => calls.find((c) => c.request.body?.id === job.id && c.result?.workflowData));
+		assert.equal(started.result.workflowData[0][0].json.event, 'video.generation.completed');
+		await activate('delete');
+	});
+
+	test('a trigger whose static data lost the secret fetches it again on activation', async () => {
+		assert.equal(await activate('create'), true);
+		const state = trigger.workflow.staticData['node:Genhook'];
+		const secret = state.secret;
+		delete state.secret;
+		assert.equal(await activate('checkExists'), true);
+		assert.equal(state.secret, secret);
+		await activate('delete');
 	});
 
 	test('an API error during activation is an error, and the endpoint is not forgotten', async () => {

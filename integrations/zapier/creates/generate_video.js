@@ -38,7 +38,8 @@ const performResume = async (z, bundle) => {
     throw err;
   }
   const pending = bundle.outputData || {};
-  if (pending.id && payload.id !== pending.id) {
+  // Fails closed: only the generation this step submitted continues the Zap.
+  if (!pending.id || payload.id !== pending.id) {
     throw new z.errors.Error(
       `Refused the genhook webhook: it is about ${payload.id}, not this step's generation ${pending.id}.`,
       'WebhookForOtherGeneration',

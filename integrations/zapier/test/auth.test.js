@@ -55,4 +55,12 @@ test('the API key goes only to the connection\'s genhook URL', () => {
   expect(own.headers.Authorization).toBe(`Bearer ${account.api_key}`);
   const other = addApiKey({ url: 'https://elsewhere.example/v1/account', headers: {} }, null, bundle);
   expect(other.headers.Authorization).toBeUndefined();
+  // A host that merely starts with genhook's host is another host.
+  const lookalike = addApiKey({ url: `${env().url}.evil.example/v1/account`, headers: {} }, null, bundle);
+  expect(lookalike.headers.Authorization).toBeUndefined();
+  const under = { authData: { ...authFor(account), baseUrl: `${env().url}/api` } };
+  const sibling = addApiKey({ url: `${env().url}/apix/v1/account`, headers: {} }, null, under);
+  expect(sibling.headers.Authorization).toBeUndefined();
+  const below = addApiKey({ url: `${env().url}/api/v1/account`, headers: {} }, null, under);
+  expect(below.headers.Authorization).toBe(`Bearer ${account.api_key}`);
 });

@@ -143,6 +143,17 @@ test('performResume rejects a genuine webhook about another generation', async (
   expect(appError(err).message).toMatch(/not this step's generation/);
 });
 
+test('performResume without the step\'s own generation id takes no webhook at all', async () => {
+  const { id, ...withoutId } = pending;
+  const err = await appTester(RESUME, {
+    authData: authFor(account),
+    outputData: withoutId,
+    ...asZapierRequest(received),
+  }).catch((e) => e);
+  expect(id).toMatch(/^vgen_/);
+  expect(appError(err).message).toMatch(/not this step's generation/);
+});
+
 test('after a signing-secret rotation both the old and the new secret verify', async () => {
   const rotated = await api(account.api_key, 'POST', '/v1/account/rotate-signing-secret');
   expect(rotated.status).toBe(200);

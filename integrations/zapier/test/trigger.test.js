@@ -74,6 +74,7 @@ test('a real job\'s signed event is accepted by perform', async () => {
   expect(results[0].status).toBe('completed');
   expect(results[0].output_url).toMatch(/\/v1\/outputs\//);
   expect(results[0].metadata).toEqual({ source: 'zap' });
+  expect(results[0].webhook_id).toBe(event.headers['webhook-id']);
 });
 
 test('perform refuses a tampered event', async () => {
@@ -120,7 +121,8 @@ test('performList returns recent completed generations shaped like the event', a
   expect(item.output_url).toMatch(/\/v1\/outputs\//);
   for (const g of list) expect(g.status).toBe('completed');
   const payload = JSON.parse(event.content);
-  expect(Object.keys(item).sort()).toEqual(Object.keys(payload).sort());
+  // the same fields as perform's output: the payload plus webhook_id
+  expect(Object.keys(item).sort()).toEqual([...Object.keys(payload), 'webhook_id'].sort());
 });
 
 test('performUnsubscribe deletes the endpoint', async () => {
@@ -130,4 +132,7 @@ test('performUnsubscribe deletes the endpoint', async () => {
   expect(data.data.find((e) => e.id === subscribeData.id)).toBeUndefined();
   const gone = await api(account.api_key, 'GET', `/v1/webhook-endpoints/${subscribeData.id}`);
   expect(gone.status).toBe(404);
+  // Turning the Zap off again (the endpoint already deleted by hand) still succeeds.
+  const again = await appTester(trigger.performUnsubscribe, { authData: authFor(account), subscribeData });
+  expect(again.deleted).toBe(true);
 });

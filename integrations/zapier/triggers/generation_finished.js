@@ -3,8 +3,10 @@
 // webhook endpoint (which has its own whsec_ secret, kept in subscribeData); every event is
 // verified with that secret before it triggers the Zap.
 const { getVideoGeneration, webhookPayload } = require('../generated/operations');
-const { baseUrl } = require('../lib/genhook');
-const { verifyWebhook, WebhookVerificationError } = require('../lib/verify');
+const { baseUrl, problemError } = require('../lib/genhook');
+const { verifyWebhook, getHeader, WebhookVerificationError } = require('../lib/verify');
+
+const webhookIdOf = (rawRequest) => getHeader((rawRequest || {}).headers, 'webhook-id');
 
 const EVENT_CHOICES = { completed: 'Completed', failed: 'Failed', canceled: 'Canceled' };
 
@@ -21,6 +23,7 @@ const asPayload = (generation) => {
   for (const key of PAYLOAD_KEYS) {
     payload[key] = key === 'event' ? `video.generation.${generation.status}` : generation[key];
   }
+  payload.webhook_id = null; // a sample was never delivered
   return payload;
 };
 
@@ -49,17 +52,24 @@ const performSubscribe = async (z, bundle) => {
 
 const performUnsubscribe = async (z, bundle) => {
   const id = (bundle.subscribeData || {}).id;
+  if (!id) return { deleted: false };
   const response = await z.request({
     method: 'DELETE',
     url: `${baseUrl(bundle)}/v1/webhook-endpoints/${encodeURIComponent(id)}`,
+    skipThrowForStatus: true,
   });
-  return response.status === 204 ? { id, deleted: true } : response.data;
+  // Already gone (deleted by hand): turning the Zap off still succeeds.
+  if (response.status === 204 || response.status === 404) return { id, deleted: true };
+  throw problemError(z, response);
 };
 
 const perform = async (z, bundle) => {
   const secret = (bundle.subscribeData || {}).secret;
   try {
-    return [verifyWebhook(bundle.rawRequest, secret)];
+    const payload = verifyWebhook(bundle.rawRequest, secret);
+    // genhook's delivery id, the same on every retry and redelivery: a Filter or a
+    // Storage step can drop repeats on it.
+    return [{ ...payload, webhook_id: webhookIdOf(bundle.rawRequest) }];
   } catch (err) {
     if (err instanceof WebhookVerificationError) {
       throw new z.errors.Error(`Refused the genhook webhook: ${err.message}.`, 'InvalidWebhookSignature', 401);
@@ -103,7 +113,7 @@ module.exports = {
     performUnsubscribe,
     perform,
     performList,
-    outputFields: webhookPayload.outputFields,
+    outputFields: [...webhookPayload.outputFields, { key: 'webhook_id', label: 'Webhook ID', type: 'string' }],
     sample: asPayload(getVideoGeneration.sample),
   },
 };

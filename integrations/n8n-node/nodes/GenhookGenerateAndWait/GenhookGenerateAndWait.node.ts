@@ -15,7 +15,7 @@ import {
 
 import { createBody, createFieldsWithoutWebhookUrl, getModels } from '../shared/createFields';
 import { parseBody, verifyWebhook } from '../shared/signature';
-import { genhookRequest } from '../shared/transport';
+import { genhookRequest, statusOf } from '../shared/transport';
 
 const FINISHED = ['completed', 'failed', 'canceled'];
 
@@ -175,8 +175,8 @@ export class GenhookGenerateAndWait implements INodeType {
 			return { noWebhookResponse: true };
 		}
 		const payload = parseBody(request.rawBody);
-		const expectedId = waitingGenerationId.call(this);
-		if (!payload || (expectedId && payload.id !== expectedId)) {
+		// Fails closed: a webhook is only taken for the generation this execution submitted.
+		if (!payload || payload.id !== waitingGenerationId.call(this)) {
 			response
 				.status(401)
 				.json({ error: 'this webhook is not for the generation being waited for' });
@@ -199,6 +199,11 @@ function waitUntil(this: IExecuteFunctions): Date {
 function waitingGenerationId(this: IWebhookFunctions): string | undefined {
 	const id = this.evaluateExpression('{{ $json.id }}', 0);
 	return typeof id === 'string' && id ? id : undefined;
+}
+
+function isTransient(error: unknown): boolean {
+	const status = statusOf(error);
+	return status === undefined || status === 429 || status >= 500;
 }
 
 /** Poll mode: submits every item's generation, then reads them until each has ended (or the
@@ -228,15 +233,29 @@ async function submitAndPoll(
 	while (pending.length) {
 		for (const i of pending) {
 			const job = jobs[i] as IDataObject;
-			if (!FINISHED.includes(String(job.status))) {
+			try {
 				jobs[i] = await genhookRequest.call(
 					this,
 					'GET',
 					`/v1/video/generations/${encodeURIComponent(String(job.id))}`,
 				);
+			} catch (error) {
+				// A blip (no answer, 429, 5xx) is read again next round: the generation is paid
+				// for and still rendering. Anything else ends this item.
+				if (isTransient(error)) continue;
+				if (!this.continueOnFail()) {
+					throw new NodeOperationError(this.getNode(), error as Error, { itemIndex: i });
+				}
+				jobs[i] = undefined;
+				results[i] = {
+					json: { ...job, error: (error as Error).message },
+					pairedItem: { item: i },
+				};
 			}
 		}
-		pending = pending.filter((i) => !FINISHED.includes(String((jobs[i] as IDataObject).status)));
+		pending = pending.filter(
+			(i) => jobs[i] !== undefined && !FINISHED.includes(String((jobs[i] as IDataObject).status)),
+		);
 		if (!pending.length || Date.now() + interval > deadline) break;
 		await sleep(interval);
 	}

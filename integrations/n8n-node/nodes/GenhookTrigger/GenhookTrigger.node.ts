@@ -95,32 +95,33 @@ export class GenhookTrigger implements INodeType {
 			async checkExists(this: IHookFunctions): Promise<boolean> {
 				const state = this.getWorkflowStaticData('node') as EndpointState;
 				if (!state.endpointId) return false;
-				const endpoint = await genhookRequestUnlessGone.call(
-					this,
-					'GET',
-					`/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`,
-				);
+				const path = `/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`;
+				const endpoint = await genhookRequestUnlessGone.call(this, 'GET', path);
 				if (!endpoint) {
 					forget(state, triggerKey(this));
 					return false;
 				}
-				const wanted = [...(this.getNodeParameter('events') as string[])].sort();
+				const url = this.getNodeWebhookUrl('default');
+				const events = [...(this.getNodeParameter('events') as string[])].sort();
 				const current = [...((endpoint.events as string[]) ?? [])].sort();
-				const same =
-					endpoint.url === this.getNodeWebhookUrl('default') &&
-					endpoint.enabled === true &&
-					Boolean(state.secret) &&
-					JSON.stringify(wanted) === JSON.stringify(current);
-				if (!same) {
-					// Outdated (moved URL, other events, disabled): replace it rather than keep two.
-					await genhookRequest.call(
-						this,
-						'DELETE',
-						`/v1/webhook-endpoints/${encodeURIComponent(state.endpointId)}`,
-					);
-					forget(state, triggerKey(this));
+				const enabled = endpoint.enabled === true;
+				if (
+					endpoint.url !== url ||
+					!enabled ||
+					JSON.stringify(events) !== JSON.stringify(current)
+				) {
+					// Repaired in place, not replaced: the endpoint keeps its id, secret and
+					// delivery log, and what failed while it was failing or disabled is sent again.
+					await genhookRequest.call(this, 'PATCH', path, { url, events, enabled: true });
+					const since = endpoint.failing_since ?? endpoint.disabled_at;
+					if (!enabled && since) {
+						await genhookRequest.call(this, 'POST', `${path}/recover`, { since });
+					}
 				}
-				return same;
+				if (!state.secret) {
+					state.secret = String((await genhookRequest.call(this, 'GET', `${path}/secret`)).secret);
+				}
+				return true;
 			},
 
 			async create(this: IHookFunctions): Promise<boolean> {

@@ -65,10 +65,9 @@ export async function genhookRequestUnlessGone(
 
 /** The status code of a failed request, wherever the HTTP helper put it. */
 export function statusOf(error: unknown): number | undefined {
-	const e = error as { httpCode?: string; response?: { status?: number }; cause?: unknown };
-	if (e?.httpCode) return Number(e.httpCode);
-	if (e?.response?.status) return e.response.status;
-	return undefined;
+	const e = error as { httpCode?: string; response?: { status?: number } };
+	const status = Number(e?.httpCode ?? e?.response?.status);
+	return Number.isInteger(status) && status > 0 ? status : undefined;
 }
 
 function problemMessage(error: unknown): string | undefined {
