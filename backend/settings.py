@@ -232,7 +232,8 @@ class Settings(BaseSettings):
         "job completes with the provider's own URL.",
     )
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [0.0, 5.0, 30.0],
+        # Three quick attempts, then a long tail: a receiver down for a day loses nothing.
+        default_factory=lambda: [0.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         description="Delay before each webhook attempt, comma-separated (e.g. `0s,5s,30s` or "
         "`0s,5m,30m,2h,5h,10h`); its length is the number of attempts.",
     )

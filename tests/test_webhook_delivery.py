@@ -31,6 +31,7 @@ from backend.jobs.deliver import deliver
 from backend.jobs.finish import fail
 from backend.queue import Queue
 from backend.schemas.generations import GenerationCreate
+from backend.settings import Settings
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries, delivery_attempts
 from tests.conftest import wait_until
@@ -137,6 +138,17 @@ def forget_in_database(ctx: Context, delivery_id: str, before: dict[str, Any]) -
 
 
 # --- retries -------------------------------------------------------------------------
+
+
+def test_the_default_schedule_is_three_quick_attempts_then_a_tail_longer_than_a_day() -> None:
+    # The product page's 0 s, 5 s, 30 s, then enough retries that a receiver down for a
+    # whole day still gets its events (a 40 s outage lost webhooks with 0s,5s,30s alone).
+    schedule = Settings.model_fields["webhook_retry_schedule"].default_factory()  # type: ignore[misc,call-arg]
+
+    assert schedule[:3] == [0.0, 5.0, 30.0]
+    assert sum(schedule) > 24 * 3600
+    assert schedule == sorted(schedule), "the waits only grow"
+    assert max(schedule) <= 24 * 3600 and len(schedule) <= 20, "within the setting's own limits"
 
 
 def test_a_receiver_that_is_down_then_up_gets_the_webhook_on_a_retry(
