@@ -11,6 +11,10 @@
     genhook:dedup:webhook:{job_id}:{event}:{state}:{url_hash}
                                   string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
                                           TTL: settings.webhook_dedup_ttl_seconds (7 days)
+    genhook:backlog:{destination_hash}
+                                  string  set while one batch of a destination's waiting
+                                          retries is being brought forward (deliver.py)
+                                          TTL: BACKLOG_BATCH_SECONDS
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
                                           ("recovery", or "provider-health": the probe)
                                           TTL: SWEEP_LOCK_TTL_SECONDS
@@ -47,6 +51,10 @@ ACTIVE_JOB_TTL_SECONDS = 300
 JOB_LOCK_TTL_SECONDS = 60
 #: Longer than one webhook attempt can take (its timeout plus bookkeeping).
 DELIVERY_LOCK_TTL_SECONDS = 120
+#: A destination back from an outage gets its waiting retries in batches, one batch per
+#: this many seconds, spread evenly over it: at most BACKLOG_BATCH_SIZE / this per second.
+BACKLOG_BATCH_SECONDS = 5
+BACKLOG_BATCH_SIZE = 25
 #: A sweep that runs longer than this may be taken over by another scheduler.
 SWEEP_LOCK_TTL_SECONDS = 240
 #: A route unused this long forgets its render times and starts again from the catalog's.
@@ -74,6 +82,10 @@ def delivery_lock(delivery_id: str) -> str:
 
 def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) -> str:
     return f"{PREFIX}:dedup:webhook:{job_id}:{event}:{state}:{destination_hash}"
+
+
+def backlog(destination_hash: str) -> str:
+    return f"{PREFIX}:backlog:{destination_hash}"
 
 
 def sweep_lock(name: str) -> str:

@@ -151,6 +151,35 @@ def test_the_default_schedule_is_three_quick_attempts_then_a_tail_longer_than_a_
     assert max(schedule) <= 24 * 3600 and len(schedule) <= 20, "within the setting's own limits"
 
 
+def test_a_receiver_back_from_an_outage_gets_its_waiting_retries_at_once(
+    ctx: Context,
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+) -> None:
+    # Given retries an hour apart, and a receiver that is down for two jobs' first attempts
+    with_settings(ctx, webhook_retry_schedule=[0.0, 3600.0])
+    app, url = receiver
+    app.status = "503 Service Unavailable"
+    waiting = [submit(api, auth, webhook_url=f"{url}/hooks")["id"] for _ in range(2)]
+    elsewhere = submit(api, auth, webhook_url=f"{url}/other")["id"]
+    for job_id in [*waiting, elsewhere]:
+        assert first_attempt(api, auth, job_id)["status"] == "pending"  # next try in 1 h
+
+    # When the receiver is back and a new job's webhook to the same URL gets a 2xx
+    app.status = "200 OK"
+    fresh = submit(api, auth, webhook_url=f"{url}/hooks")["id"]
+    assert settled(api, auth, fresh)["status"] == "delivered"
+
+    # Then the deliveries waiting for that destination are sent within seconds, not in an
+    # hour; another destination of the account keeps its slot
+    for job_id in waiting:
+        delivered = settled(api, auth, job_id)
+        assert delivered["status"] == "delivered"
+        assert len(delivered["attempts"]) == 2
+    assert deliveries_of(api, auth, elsewhere)[0]["status"] == "pending"
+
+
 def test_a_receiver_that_is_down_then_up_gets_the_webhook_on_a_retry(
     ctx: Context, api: testing.TestClient, auth: dict[str, str]
 ) -> None:

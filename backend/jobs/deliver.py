@@ -10,6 +10,9 @@ sleeps waiting for a receiver to come back. The rules, in order:
   schedule's bounds, by a ``Retry-After`` on 429/503); when the round's attempts are used
   up, the delivery is failed. The result can still be read by polling, and the delivery
   can be redelivered or recovered later.
+* A success to a destination (an endpoint, or a job's own URL) brings that destination's
+  other waiting retries forward, a bounded batch at a time, so a receiver back from an
+  outage gets its backlog in seconds rather than at each delivery's next long-tail slot.
 * An endpoint that has had no success for ``webhook_endpoint_disable_after_seconds`` is
   disabled with a reason; pending deliveries to a disabled or deleted endpoint fail.
 
@@ -18,10 +21,12 @@ Every attempt of one delivery carries the same ``webhook-id`` (the delivery id).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 
 from backend import redis_keys
@@ -117,6 +122,7 @@ def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
             sent=True,
             dedup_unavailable=unavailable,
         )
+        _bring_backlog_forward(ctx, target, now)
         return None
 
     delay = _retry_delay(delivery, result, policy.schedule, now)
@@ -133,6 +139,43 @@ def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
         dedup_unavailable=unavailable,
     )
     return delay
+
+
+def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
+    """The destination answers again: its retries waiting for a later slot are made due
+    now, spread over the next BACKLOG_BATCH_SECONDS, one batch per destination at a time
+    (a Redis key claims the batch). Their own successes bring the next batch. Best effort:
+    without Redis, each waits for its slot as scheduled."""
+    delivery = target.delivery
+    destination = delivery.endpoint_id or f"{delivery.account_id} {target.url}"
+    key = redis_keys.backlog(hashlib.sha256(destination.encode()).hexdigest()[:32])
+    window = redis_keys.BACKLOG_BATCH_SECONDS
+    try:
+        if not ctx.redis.set(key, delivery.id, nx=True, ex=window):
+            return  # another success is bringing a batch forward right now
+    except redis.RedisError as exc:
+        log.warning("webhook backlog of %s not brought forward: %s", delivery.id, exc)
+        return
+    spacing = window / redis_keys.BACKLOG_BATCH_SIZE
+    moved: list[tuple[str, float]] = []
+    with ctx.store.begin() as conn:
+        waiting = deliveries_store.waiting_for_destination(
+            conn,
+            endpoint_id=delivery.endpoint_id,
+            account_id=delivery.account_id,
+            url=delivery.url,
+            later_than=now + timedelta(seconds=window),
+            limit=redis_keys.BACKLOG_BATCH_SIZE,
+        )
+        for i, (delivery_id, was) in enumerate(waiting):
+            delay = (i + 1) * spacing
+            at = now + timedelta(seconds=delay)
+            if deliveries_store.move_next_attempt(conn, delivery_id, was, at):
+                moved.append((delivery_id, delay))
+    for delivery_id, delay in moved:
+        ctx.queue.deliver_webhook(delivery_id, delay_seconds=delay)
+    if moved:
+        log.info("webhook backlog: %d retries to %s brought forward", len(moved), target.url)
 
 
 def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:

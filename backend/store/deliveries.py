@@ -232,3 +232,46 @@ def reschedule(conn: sa.Connection, delivery_id: str, at: datetime) -> None:
     conn.execute(
         deliveries.update().where(deliveries.c.id == delivery_id).values(next_attempt_at=at)
     )
+
+
+def waiting_for_destination(
+    conn: sa.Connection,
+    *,
+    endpoint_id: str | None,
+    account_id: str,
+    url: str,
+    later_than: datetime,
+    limit: int,
+) -> list[tuple[str, datetime]]:
+    """Pending deliveries to one destination (an endpoint, or a job's own URL of the
+    account) whose next attempt is after ``later_than``: (id, next_attempt_at), soonest first."""
+    where = [deliveries.c.status == PENDING, deliveries.c.next_attempt_at > later_than]
+    if endpoint_id is not None:
+        where.append(deliveries.c.endpoint_id == endpoint_id)
+    else:
+        where += [
+            deliveries.c.endpoint_id.is_(None),
+            deliveries.c.account_id == account_id,
+            deliveries.c.url == url,
+        ]
+    rows = conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.next_attempt_at)
+        .where(*where)
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+    )
+    return [(r.id, r.next_attempt_at) for r in rows]
+
+
+def move_next_attempt(conn: sa.Connection, delivery_id: str, was: datetime, at: datetime) -> bool:
+    """Compare-and-set: the pending delivery's next attempt from ``was`` to ``at``."""
+    result = conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.status == PENDING,
+            deliveries.c.next_attempt_at == was,
+        )
+        .values(next_attempt_at=at)
+    )
+    return result.rowcount == 1
