@@ -23,7 +23,7 @@ from falcon import testing
 from standardwebhooks import Webhook
 
 from backend import bundled_redis
-from backend.accounts import NewAccount
+from backend.accounts import NewAccount, create_account
 from backend.broker import build_broker
 from backend.context import Context, build_context, use_context
 from backend.jobs.create import create_generation
@@ -178,6 +178,72 @@ def test_a_receiver_back_from_an_outage_gets_its_waiting_retries_at_once(
         assert delivered["status"] == "delivered"
         assert len(delivered["attempts"]) == 2
     assert deliveries_of(api, auth, elsewhere)[0]["status"] == "pending"
+
+
+def test_account_recover_resends_failed_deliveries_to_jobs_own_urls_only_of_this_account(
+    ctx: Context,
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+) -> None:
+    # Given a job whose own webhook_url failed every attempt, and another account's likewise
+    with_settings(ctx, webhook_retry_schedule=[0.0, 0.1])
+    app, url = receiver
+    app.status = "500 Internal Server Error"
+    since = datetime.now().astimezone().isoformat()
+    mine = settled(api, auth, submit(api, auth, webhook_url=f"{url}/mine")["id"])
+    other_auth = {"Authorization": f"Bearer {create_account(ctx, 'other@example.com').api_key}"}
+    theirs = settled(api, other_auth, submit(api, other_auth, webhook_url=f"{url}/theirs")["id"])
+    assert mine["status"] == theirs["status"] == "failed"
+
+    # When the receiver is back and the account recovers its failed deliveries
+    app.status = "200 OK"
+    result = api.simulate_post("/v1/deliveries/recover", json={"since": since}, headers=auth)
+
+    # Then its delivery is sent again with the same webhook-id, and the other account's is not
+    assert result.status_code == 202, result.text
+    assert result.json["delivery_ids"] == [mine["id"]]
+    assert result.json["status"] == "failed"
+    recovered = wait_until(
+        lambda: (d := read_delivery(api, auth, mine["id"]))["status"] == "delivered" and d
+    )
+    assert len(recovered["attempts"]) == 3
+    assert read_delivery(api, other_auth, theirs["id"])["status"] == "failed"
+    assert app.requests[-1].headers["webhook-id"] == mine["id"]
+
+
+def test_account_recover_of_pending_deliveries_sends_them_now(
+    ctx: Context,
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+) -> None:
+    with_settings(ctx, webhook_retry_schedule=[0.0, 3600.0])
+    app, url = receiver
+    app.status = "503 Service Unavailable"
+    since = datetime.now().astimezone().isoformat()
+    job_id = submit(api, auth, webhook_url=f"{url}/later")["id"]
+    waiting = first_attempt(api, auth, job_id)
+    assert waiting["status"] == "pending"
+
+    app.status = "200 OK"
+    result = api.simulate_post(
+        "/v1/deliveries/recover", json={"since": since, "status": "pending"}, headers=auth
+    )
+
+    assert result.status_code == 202, result.text
+    assert result.json["delivery_ids"] == [waiting["id"]]
+    assert settled(api, auth, job_id)["status"] == "delivered"
+
+
+def test_account_recover_names_a_bad_status(api: testing.TestClient, auth: dict[str, str]) -> None:
+    result = api.simulate_post(
+        "/v1/deliveries/recover",
+        json={"since": "2026-01-01T00:00:00Z", "status": "delivered"},
+        headers=auth,
+    )
+    assert result.status_code == 422
+    assert [e["field"] for e in result.json["errors"]] == ["status"]
 
 
 def test_a_receiver_that_is_down_then_up_gets_the_webhook_on_a_retry(

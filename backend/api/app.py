@@ -25,6 +25,7 @@ from backend.api.resources.provider_callbacks import ProviderCallbackResource
 from backend.api.resources.webhooks import (
     DeliveryResource,
     GenerationDeliveriesResource,
+    RecoverAccountDeliveriesResource,
     RecoverWebhookEndpointResource,
     RedeliverResource,
     RotateAccountSecretResource,
@@ -58,6 +59,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),
         ("/v1/video/generations/{job_id}/cancel", CancelGenerationResource(ctx), ""),
         ("/v1/video/generations/{job_id}/deliveries", GenerationDeliveriesResource(ctx), ""),
+        ("/v1/deliveries/recover", RecoverAccountDeliveriesResource(ctx), ""),
         ("/v1/deliveries/{delivery_id}", DeliveryResource(ctx), ""),
         ("/v1/deliveries/{delivery_id}/redeliver", RedeliverResource(ctx), ""),
         ("/v1/account/rotate-signing-secret", RotateAccountSecretResource(ctx), ""),

@@ -269,6 +269,15 @@ RECOVER_RESULT: JsonDict = {
     "delivery_ids": RECOVERED_DELIVERY_IDS,
 }
 
+ACCOUNT_RECOVER_REQUEST: JsonDict = {"since": "2025-05-14T00:00:00Z", "status": "failed"}
+
+ACCOUNT_RECOVER_RESULT: JsonDict = {
+    "object": "webhook_recovery",
+    "since": "2025-05-14T00:00:00Z",
+    "status": "failed",
+    "delivery_ids": RECOVERED_DELIVERY_IDS,
+}
+
 DELIVERY_ATTEMPTS: list[JsonValue] = [
     {
         "attempted_at": COMPLETED_AT,

@@ -255,6 +255,34 @@ class RecoverResult(BaseModel):
     delivery_ids: list[str] = Field(description="The deliveries queued again, oldest first.")
 
 
+class AccountRecoverRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.ACCOUNT_RECOVER_REQUEST]}
+    )
+
+    since: AwareDatetime = Field(
+        description="Deliveries created at or after this time (RFC 3339 with a time zone).",
+        examples=[examples.ACCOUNT_RECOVER_REQUEST["since"]],
+    )
+    status: Literal["failed", "pending"] = Field(
+        default="failed",
+        description="`failed` (the default): every failed delivery gets a fresh round on its "
+        "retry schedule. `pending`: every delivery still waiting for a retry is sent now "
+        "(e.g. once a receiver is back from an outage).",
+    )
+
+
+class AccountRecoverResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ACCOUNT_RECOVER_RESULT]})
+
+    object: Literal["webhook_recovery"] = Field(
+        default="webhook_recovery", description="Always `webhook_recovery`."
+    )
+    since: datetime = Field(description="The `since` of the request.")
+    status: Literal["failed", "pending"] = Field(description="The `status` of the request.")
+    delivery_ids: list[str] = Field(description="The deliveries queued again, oldest first.")
+
+
 class DeliveryAttempt(BaseModel):
     """One POST of a delivery, or one that could not be sent."""
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from backend.store.tables import deliveries, delivery_attempts
+from backend.store.tables import deliveries, delivery_attempts, webhook_endpoints
 from backend.store.types import record_from_row, utcnow
 
 #: Delivery states.
@@ -275,3 +275,27 @@ def move_next_attempt(conn: sa.Connection, delivery_id: str, was: datetime, at: 
         .values(next_attempt_at=at)
     )
     return result.rowcount == 1
+
+
+def account_deliveries_to_recover(
+    conn: sa.Connection, account_id: str, status: str, since: datetime, limit: int
+) -> list[str]:
+    """The account's deliveries in ``status`` created at or after ``since``, oldest first,
+    to jobs' own URLs or to endpoints that can receive (not disabled, not deleted)."""
+    usable = sa.select(webhook_endpoints.c.id).where(
+        webhook_endpoints.c.account_id == account_id,
+        webhook_endpoints.c.enabled.is_(True),
+        webhook_endpoints.c.deleted_at.is_(None),
+    )
+    rows = conn.execute(
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.account_id == account_id,
+            deliveries.c.status == status,
+            deliveries.c.created_at >= since,
+            sa.or_(deliveries.c.endpoint_id.is_(None), deliveries.c.endpoint_id.in_(usable)),
+        )
+        .order_by(deliveries.c.created_at, deliveries.c.id)
+        .limit(limit)
+    )
+    return [r.id for r in rows]

@@ -82,6 +82,25 @@ def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) ->
     return ids
 
 
+def recover_account(ctx: Context, account_id: str, status: str, since: datetime) -> list[str]:
+    """The account's deliveries since ``since``, to jobs' own URLs and to endpoints that
+    can receive: failed ones get a fresh round on their schedule, pending ones are made due
+    now. Returns their ids, oldest first (at most MAX_RECOVER a call)."""
+    now = ctx.now()
+    with ctx.store.begin() as conn:
+        ids = deliveries_store.account_deliveries_to_recover(
+            conn, account_id, status, since, MAX_RECOVER
+        )
+        for delivery_id in ids:
+            if status == deliveries_store.PENDING:
+                deliveries_store.reschedule(conn, delivery_id, now)
+            else:
+                deliveries_store.start_round(conn, delivery_id, at=now, round_limit=None)
+    for delivery_id in ids:
+        ctx.queue.deliver_webhook(delivery_id)
+    return ids
+
+
 def _require_usable(endpoint: EndpointRecord) -> None:
     reason = endpoint.unusable_reason
     if reason is None:

@@ -8,6 +8,8 @@ from backend.api.body import parse_body
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.schemas.webhooks import (
+    AccountRecoverRequest,
+    AccountRecoverResult,
     Delivery,
     DeliveryList,
     RecoverRequest,
@@ -174,6 +176,34 @@ class RecoverWebhookEndpointResource:
         resp.status = falcon.HTTP_202
         resp.text = RecoverResult(
             endpoint_id=endpoint_id, since=request.since, delivery_ids=ids
+        ).model_dump_json()
+
+
+class RecoverAccountDeliveriesResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="recoverDeliveries",
+        summary="Re-send the account's failed (or waiting) deliveries since a time",
+        description="Covers generations' own `webhook_url`s as well as webhook endpoints "
+        "(those disabled or deleted are left out). `failed` deliveries get a fresh round on "
+        "their retry schedule; `pending` ones, waiting for a later retry, are sent now. "
+        f"Each keeps its original `webhook-id`. At most {replay.MAX_RECOVER} per call; call "
+        "again with a later `since` for more.",
+        tags=TAGS,
+        request=AccountRecoverRequest,
+        responses={202: AccountRecoverResult},
+        errors=(400, 413, 422),
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = parse_body(req, AccountRecoverRequest)
+        ids = replay.recover_account(
+            self.ctx, req.context.account_id, request.status, request.since
+        )
+        resp.status = falcon.HTTP_202
+        resp.text = AccountRecoverResult(
+            since=request.since, status=request.status, delivery_ids=ids
         ).model_dump_json()
 
 
