@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 import falcon
+import sqlalchemy as sa
 
 from backend.errors import ClientError
 
@@ -40,6 +41,32 @@ def handle_client_error(
     if exc.status == 401:
         resp.set_header("WWW-Authenticate", 'Bearer realm="genhook"')
     _write(resp, exc.status, body)
+
+
+#: What a client is told to wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def handle_database_unavailable(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+) -> None:
+    """The database cannot be reached (down, restarting, a connection cut mid-request): a
+    503 the client can retry, never a 500. Nothing was committed by this request, or it was
+    committed whole: every write is one transaction."""
+    log.warning("database unavailable on %s %s: %s", req.method, req.path, exc)
+    resp.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
+    _write(
+        resp,
+        503,
+        {
+            "type": problem_type("database-unavailable"),
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "genhook cannot reach its database right now; retry in a few seconds.",
+            "instance": req.path,
+            "errors": [],
+        },
+    )
 
 
 def handle_unexpected(
@@ -81,5 +108,8 @@ def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon
 
 def install(app: falcon.App) -> None:
     app.add_error_handler(Exception, handle_unexpected)
+    # A lost or refused connection (OperationalError, InterfaceError), not a bad query.
+    for lost in (sa.exc.OperationalError, sa.exc.InterfaceError):
+        app.add_error_handler(lost, handle_database_unavailable)
     app.add_error_handler(ClientError, handle_client_error)
     app.set_error_serializer(serialize_http_error)

@@ -28,8 +28,12 @@ _ERROR_TEXT = {
     409: "Conflict",
     413: "Body too large",
     422: "Validation failed; `errors` names each field",
-    503: "Not ready",
+    503: "Unavailable: the database cannot be reached (for readiness: or Redis); "
+    "retry after `Retry-After` seconds",
 }
+
+#: Operations that answer without the database; every other one may answer 503.
+_NO_DATABASE = frozenset({"getHealth", "listModels"})
 
 
 #: What each path parameter names, and an example of it (the examples' story's ids).
@@ -205,6 +209,8 @@ def _operation_object(
             }
         result["responses"][str(status)] = response
     errors = set(op.errors) | ({401} if not public else set())
+    if op.operation_id not in _NO_DATABASE:
+        errors.add(503)
     for status in sorted(errors):
         result["responses"][str(status)] = {
             "description": _ERROR_TEXT.get(status, "Error"),
