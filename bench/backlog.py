@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from backend.accounts import create_account
-from backend.catalog import DURATIONS, MODELS
 from backend.context import Context
 from backend.jobs import finish
 from backend.jobs.create import create_generation
@@ -28,7 +27,7 @@ MODEL = "seedance-1-pro"
 
 def create_finished_jobs(ctx: Context, count: int, webhook_url: str) -> None:
     """``count`` completed jobs, each with one pending delivery whose message is queued."""
-    price = MODELS[MODEL].price(DURATIONS["5s"])
+    price = ctx.catalog.models[MODEL].credits["5s"]
     account = create_account(ctx, "bench@example.com", credits=count * price).account
     for n in range(count):
         request = GenerationCreate(

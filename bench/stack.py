@@ -68,6 +68,8 @@ def running(
                 "database_url": database_url,
                 "redis_url": redis_url,
                 "webhook_allowed_networks": "127.0.0.0/8",
+                # The jobs are completed by the bench itself; no provider renders them.
+                "simulator_fallback": True,
             }
         )
         configure_worker_logging(work_dir / "worker.log")
