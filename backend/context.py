@@ -70,16 +70,18 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
     redis_url = settings.redis_url or DEFAULT_REDIS_URL
     redis_client = redis_client_for(redis_url)
     provider_client = httpx.Client(timeout=provider_timeout(settings), trust_env=False)
+    cache = StatusCache(
+        redis_client,
+        terminal_ttl_seconds=settings.status_cache_ttl_seconds,
+        revalidate_seconds=settings.status_cache_revalidate_seconds,
+        sign_output=partial(signed_output_url, settings),
+    )
     return Context(
         settings=settings,
-        store=Store(settings.effective_database_url),
+        store=Store(settings.effective_database_url, before_job_commit=cache.invalidate),
         redis=redis_client,
         queue=Queue(broker or build_broker(redis_url)),
-        cache=StatusCache(
-            redis_client,
-            terminal_ttl_seconds=settings.status_cache_ttl_seconds,
-            sign_output=partial(signed_output_url, settings),
-        ),
+        cache=cache,
         providers=build_providers(settings, provider_client),
         catalog=load_catalog(settings.catalog_file, PROVIDER_NAMES),
         history=RenderHistory(redis_client),

@@ -263,6 +263,13 @@ class Settings(BaseSettings):
     status_cache_ttl_seconds: int = Field(
         default=7 * 24 * 3600, gt=0, description="How long a finished job stays in the Redis cache."
     )
+    status_cache_revalidate_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A running job's cached status older than this is read again from the "
+        "database, so a worker that died between its commit and the cache write cannot make "
+        "GET show an old state for longer.",
+    )
 
     api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(default=8000, description="Port of the API (`genhook up --port`).")

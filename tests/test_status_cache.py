@@ -14,6 +14,7 @@ from backend.accounts import NewAccount, create_account
 from backend.api.app import create_app
 from backend.broker import build_broker
 from backend.context import Context
+from backend.jobs.states import JobStatus
 from backend.queue import Queue
 from backend.redis_client import connect
 from backend.status_cache import StatusCache
@@ -121,3 +122,60 @@ def test_a_late_write_of_an_older_state_never_replaces_a_newer_one(
     # Then reads still show the newer state
     shown = api.simulate_get(f"/v1/video/generations/{job_id}", headers=auth).json
     assert shown["status"] == "canceled"
+
+
+def test_a_worker_dying_between_its_commit_and_the_cache_write_leaves_no_old_state(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context
+) -> None:
+    # Given a job whose pending state is cached
+    job_id = submit(api, auth)
+    url = f"/v1/video/generations/{job_id}"
+    assert api.simulate_get(url, headers=auth).json["status"] == "pending"
+
+    # When a worker commits a new state and dies before it writes the cache
+    with ctx.store.begin() as conn:
+        moved = jobs_store.transition(conn, job_id, JobStatus.PROCESSING, provider_job_id="t-1")
+    assert moved is not None
+
+    # Then the very next read shows the committed state
+    assert api.simulate_get(url, headers=auth).json["status"] == "processing"
+
+
+def test_a_running_jobs_old_entry_is_checked_against_the_database(
+    auth: dict[str, str], ctx: Context
+) -> None:
+    # Given a cache that checks running jobs' entries older than 0.2 s
+    quick = dataclasses.replace(
+        ctx, cache=StatusCache(ctx.redis, terminal_ttl_seconds=60, revalidate_seconds=0.2)
+    )
+    api = testing.TestClient(create_app(quick))
+    job_id = submit(api, auth)
+    url = f"/v1/video/generations/{job_id}"
+
+    # When the row changes and the cache is not told (a Redis restored from an old
+    # snapshot, a reader that cached the state just before a commit)
+    rewrite_prompt_in_database(ctx, job_id, "changed in the database")
+
+    # Then the entry is believed while it is fresh, and checked once it is older
+    assert api.simulate_get(url, headers=auth).json["prompt"] == "original prompt"
+    time.sleep(0.3)
+    assert api.simulate_get(url, headers=auth).json["prompt"] == "changed in the database"
+
+
+def test_a_finished_jobs_entry_is_not_read_again(auth: dict[str, str], ctx: Context) -> None:
+    # Given a canceled job read through a cache that would check running jobs at once
+    quick = dataclasses.replace(
+        ctx, cache=StatusCache(ctx.redis, terminal_ttl_seconds=60, revalidate_seconds=0.01)
+    )
+    api = testing.TestClient(create_app(quick))
+    job_id = submit(api, auth)
+    url = f"/v1/video/generations/{job_id}"
+    assert api.simulate_post(f"{url}/cancel", headers=auth).status_code == 200
+    assert api.simulate_get(url, headers=auth).json["status"] == "canceled"
+
+    # When its row changes behind the cache's back
+    rewrite_prompt_in_database(ctx, job_id, "changed in the database")
+    time.sleep(0.05)
+
+    # Then the cached copy still answers: a finished job does not change
+    assert api.simulate_get(url, headers=auth).json["prompt"] == "original prompt"

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 
 from backend.store.engine import create_engine
 
+#: Where a connection carries its store's ``before_job_commit`` (see ``store.jobs``).
+JOB_WRITE_HOOK = "genhook.before_job_commit"
+
 
 class Store:
     """A handle on the database: hands out transactions to the query modules."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, before_job_commit: Callable[[str], None] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url)
+        #: Called with a job's id after its row was changed and before the commit (with
+        #: the row locked): the status cache drops its entry there, so a writer that dies
+        #: after committing cannot leave an older state cached.
+        self.before_job_commit = before_job_commit
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A transaction that commits on success and rolls back on any exception."""
         with self.engine.begin() as conn:
+            conn.info[JOB_WRITE_HOOK] = self.before_job_commit
             yield conn
 
     @contextmanager

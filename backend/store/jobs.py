@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from backend.jobs.states import ALLOWED_TRANSITIONS, JobPhase, JobStatus, later_phase
+from backend.store import JOB_WRITE_HOOK
 from backend.store.tables import jobs
 from backend.store.types import record_from_row, utcnow
 
@@ -226,12 +227,23 @@ def transition(
     if to.is_terminal:
         values.setdefault("completed_at", now)
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    job_written(conn, job_id)
     return get_job(conn, job_id)
 
 
 def update_job(conn: sa.Connection, job_id: str, **changes: Any) -> None:
     """Bookkeeping that is not a state change (poll times, tokens, failure counters)."""
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(**changes))
+    job_written(conn, job_id)
+
+
+def job_written(conn: sa.Connection, job_id: str) -> None:
+    """Tell the store's listener (the status cache) that this job's row changed; called
+    after the UPDATE, so the row stays locked until the commit and two writers' calls come
+    in the order of their commits."""
+    hook = conn.info.get(JOB_WRITE_HOOK)
+    if hook is not None:
+        hook(job_id)
 
 
 def mark_refunded(conn: sa.Connection, job_id: str) -> bool:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from backend.store.jobs import job_written
 from backend.store.tables import jobs
 
 
@@ -62,6 +63,7 @@ def record_stored(
             output_deleted_at=None,
         )
     )
+    job_written(conn, job_id)
 
 
 def get_output(conn: sa.Connection, job_id: str) -> OutputRecord | None:
@@ -93,3 +95,4 @@ def mark_deleted(conn: sa.Connection, job_id: str, at: datetime) -> None:
         .where(jobs.c.id == job_id, jobs.c.output_deleted_at.is_(None))
         .values(output_deleted_at=at)
     )
+    job_written(conn, job_id)
