@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from backend import ids, security
 from backend.context import Context
+from backend.idempotency import Answer, IdempotencyKey, remember
+from backend.schemas.accounts import SignupResponse
 from backend.store import accounts as accounts_store
 from backend.store.accounts import AccountRecord
 
@@ -18,10 +20,18 @@ class NewAccount:
     api_key: str
 
 
-def create_account(ctx: Context, email: str, *, credits: int | None = None) -> NewAccount:
+def create_account(
+    ctx: Context,
+    email: str,
+    *,
+    credits: int | None = None,
+    idempotency: IdempotencyKey | None = None,
+) -> NewAccount:
     """Create an account with an API key, a signing secret and its starting credits.
 
-    Raises ``Conflict`` when the email is taken.
+    Raises ``Conflict`` when the email is taken. With an ``idempotency`` key the signup's
+    answer is remembered in the same transaction (``KeyTaken`` if another request with the
+    key committed first).
     """
     api_key = security.new_api_key()
     with ctx.store.begin() as conn:
@@ -34,7 +44,23 @@ def create_account(ctx: Context, email: str, *, credits: int | None = None) -> N
             api_key_hash=security.hash_api_key(api_key),
             api_key_prefix=api_key[:10],
         )
-    return NewAccount(account, api_key)
+        new = NewAccount(account, api_key)
+        if idempotency is not None:
+            remember(conn, ctx, idempotency, signup_answer(new))
+    return new
+
+
+def signup_answer(new: NewAccount) -> Answer:
+    """The 201 a signup answers: the only time the API key is ever shown."""
+    body = SignupResponse(
+        id=new.account.id,
+        email=new.account.email,
+        credits=new.account.credits,
+        api_key=new.api_key,
+        signing_secret=new.account.signing_secret,
+        created_at=new.account.created_at,
+    )
+    return Answer(201, body.model_dump_json())
 
 
 def issue_api_key(ctx: Context, account_id: str) -> str:

@@ -263,6 +263,12 @@ class Settings(BaseSettings):
     status_cache_ttl_seconds: int = Field(
         default=7 * 24 * 3600, gt=0, description="How long a finished job stays in the Redis cache."
     )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long the answer to a request sent with an `Idempotency-Key` is "
+        "remembered.",
+    )
     status_cache_revalidate_seconds: float = Field(
         default=5.0,
         gt=0,

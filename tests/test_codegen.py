@@ -121,13 +121,21 @@ def test_n8n_required_fields_are_top_level_and_optional_ones_in_additional_field
     assert {p["routing"]["send"]["property"] for p in top} == {f.name for f in body if f.required}
     assert all(p["required"] is True for p in top)
     inside = collection["options"]
-    assert {p["routing"]["send"]["property"] for p in inside} == {
-        f.name for f in body if not f.required
-    }
+    assert {_n8n_sent_as(p) for p in inside} == {f.name for f in body if not f.required}
     assert all("required" not in p and "displayOptions" not in p for p in inside)
     assert collection["default"] == {}
     names = [p["displayName"] for p in inside]
     assert names == sorted(names, key=str.casefold)
+
+
+def _n8n_sent_as(prop: dict[str, Any]) -> str:
+    """The API name an n8n parameter is sent as: a body/query property or a header."""
+    routing = prop["routing"]
+    if "send" in routing:
+        return str(routing["send"]["property"])
+    (header, value), *_ = routing["request"]["headers"].items()
+    assert value == "={{$value}}"
+    return str(header)
 
 
 def test_n8n_enums_become_options_sorted_by_name_with_a_default_among_them(
@@ -275,8 +283,10 @@ def test_zapier_requests_leave_out_empty_optional_fields() -> None:
         "const { requestFor } = require('./generated/utils.js');"
         "console.log(JSON.stringify([requestFor(ops.createVideoGeneration, {model: 'kling-v3',"
         " prompt: 'a dolly shot', duration: '', metadata: {}, image_url: null, webhook_url:"
-        " undefined, aspect_ratio: '9:16'}), requestFor(ops.getVideoGeneration,"
-        " {job_id: 'vgen/1'})]));"
+        " undefined, aspect_ratio: '9:16', 'Idempotency-Key': ''}),"
+        " requestFor(ops.createVideoGeneration, {model: 'kling-v3', prompt: 'p',"
+        " 'Idempotency-Key': 'row-17'}),"
+        " requestFor(ops.getVideoGeneration, {job_id: 'vgen/1'})]));"
     )
 
     assert request == [
@@ -284,9 +294,17 @@ def test_zapier_requests_leave_out_empty_optional_fields() -> None:
             "method": "POST",
             "path": "/v1/video/generations",
             "params": {},
+            "headers": {},
             "body": {"model": "kling-v3", "prompt": "a dolly shot", "aspect_ratio": "9:16"},
         },
-        {"method": "GET", "path": "/v1/video/generations/vgen%2F1", "params": {}},
+        {
+            "method": "POST",
+            "path": "/v1/video/generations",
+            "params": {},
+            "headers": {"Idempotency-Key": "row-17"},
+            "body": {"model": "kling-v3", "prompt": "p"},
+        },
+        {"method": "GET", "path": "/v1/video/generations/vgen%2F1", "params": {}, "headers": {}},
     ]
 
 

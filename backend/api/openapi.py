@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from backend.idempotency import HEADER as IDEMPOTENCY_HEADER
+from backend.idempotency import REPLAYED_HEADER
 from backend.schemas import examples
 from backend.schemas.common import Problem
 
@@ -36,6 +38,20 @@ _ERROR_TEXT = {
 _NO_DATABASE = frozenset({"getHealth", "listModels"})
 
 
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "A key of your choosing (a UUID; at most 255 printable ASCII characters) "
+    "that makes retrying safe: the same key with the same body within 24 hours (the "
+    "server's `GENHOOK_IDEMPOTENCY_TTL_SECONDS`) answers the first request's status and "
+    "body again with `Idempotent-Replayed: true`, and does and charges nothing more; the "
+    "same key with a different body is a 422 naming this header. Keys are scoped to the "
+    "account. Only a request that succeeded is remembered, so a refused one can be fixed "
+    "and sent again with the same key.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
 #: What each path parameter names, and an example of it (the examples' story's ids).
 _PATH_PARAMS = {
     "job_id": ("The generation's id, as returned when it was created.", examples.GENERATION_ID),
@@ -58,6 +74,8 @@ class Operation:
     tags: tuple[str, ...] = ()
     description: str = ""
     headers: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: Takes an ``Idempotency-Key`` header (``backend/idempotency.py``).
+    idempotent: bool = False
 
 
 def operation(**kwargs: Any) -> Callable[[F], F]:
@@ -193,6 +211,8 @@ def _operation_object(
             result["parameters"].append(
                 {"name": name, "in": "query", "required": required, "schema": prop}
             )
+    if op.idempotent:
+        result["parameters"].append(_IDEMPOTENCY_KEY_PARAMETER)
     if op.request is not None:
         result["requestBody"] = {
             "required": True,
@@ -202,10 +222,16 @@ def _operation_object(
         response: dict[str, Any] = {"description": model.__name__ if model else "No content"}
         if model is not None:
             response["content"] = {"application/json": _media(model)}
-        if status in op.headers:
+        headers = dict(op.headers.get(status, {}))
+        if op.idempotent:
+            headers[REPLAYED_HEADER] = (
+                "`true` when this is the remembered answer to an earlier request with the "
+                "same `Idempotency-Key` (nothing was done or charged again); absent otherwise."
+            )
+        if headers:
             response["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
-                for name, text in op.headers[status].items()
+                for name, text in headers.items()
             }
         result["responses"][str(status)] = response
     errors = set(op.errors) | ({401} if not public else set())

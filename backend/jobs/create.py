@@ -11,6 +11,7 @@ from backend import ids
 from backend.catalog import END_IMAGE, IMAGE, CatalogModel
 from backend.context import Context
 from backend.errors import ValidationFailed
+from backend.idempotency import Answer, IdempotencyKey, remember
 from backend.images import links
 from backend.images.checked import CheckedImage, check_image_source
 from backend.jobs.credits import charge, require_balance
@@ -30,13 +31,21 @@ _IMAGE_FIELDS = (
 )
 
 
-def create_generation(ctx: Context, account_id: str, request: GenerationCreate) -> JobRecord:
+def create_generation(
+    ctx: Context,
+    account_id: str,
+    request: GenerationCreate,
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> JobRecord:
     """Check everything, then debit and insert in one transaction, then enqueue the
     submission.
 
     Images are fetched and checked before the transaction, so a bad one is a 422 that
     charges nothing. If enqueueing fails the job is still safe in the database and the
-    recovery sweep submits it later, so the client gets its 202 either way.
+    recovery sweep submits it later, so the client gets its 202 either way. With an
+    ``idempotency`` key the answer is remembered in the same transaction (``KeyTaken`` if
+    another request with the key committed first: nothing of this one is kept).
     """
     model = _model(ctx, request.model)
     price = _check_model_inputs(model, request)
@@ -83,10 +92,17 @@ def create_generation(ctx: Context, account_id: str, request: GenerationCreate) 
         )
         # Raises InsufficientCredits, which rolls the inserts back with it.
         charge(conn, account_id=account_id, job_id=job_id, amount=charged)
+        if idempotency is not None:
+            remember(conn, ctx, idempotency, Answer(202, accepted_body(ctx, job)))
     ctx.cache.put(job, ctx.now())
     ctx.queue.submit_job(job.id)
     log.info("job %s accepted: %s via %s, %s credits", job.id, model.id, first.key, charged)
     return job
+
+
+def accepted_body(ctx: Context, job: JobRecord) -> str:
+    """The 202's body: the job as it was accepted (so a replay answers the same bytes)."""
+    return ctx.cache.generation(job, job.created_at).model_dump_json()
 
 
 def _model(ctx: Context, model_id: str) -> CatalogModel:

@@ -17,6 +17,7 @@ from backend.jobs import failover, finish
 from backend.jobs.tokens import new_poll_token
 from backend.storage.retention import delete_expired_outputs
 from backend.store import deliveries as deliveries_store
+from backend.store import idempotency as idempotency_store
 from backend.store import jobs as jobs_store
 from backend.store.provider_tasks import TaskState
 
@@ -30,6 +31,7 @@ class SweepReport:
     expired: int
     redelivered: int
     outputs_deleted: int = 0
+    idempotency_keys_forgotten: int = 0
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
@@ -39,6 +41,7 @@ def run_sweeps(ctx: Context) -> SweepReport:
         repolled=repoll_stalled(ctx),
         redelivered=redeliver_stalled(ctx),
         outputs_deleted=delete_expired_outputs(ctx, ctx.now()),
+        idempotency_keys_forgotten=forget_idempotency_keys(ctx),
     )
     if any(vars(report).values()):
         log.info("sweep: %s", report)
@@ -107,6 +110,12 @@ def redeliver_stalled(ctx: Context) -> int:
     for delivery_id in ids:
         ctx.queue.deliver_webhook(delivery_id)
     return len(ids)
+
+
+def forget_idempotency_keys(ctx: Context) -> int:
+    """Delete answers remembered for idempotency keys past their 24 hours (a batch a run)."""
+    with ctx.store.begin() as conn:
+        return idempotency_store.delete_expired(conn, ctx.now())
 
 
 def _stall_cutoff(ctx: Context) -> datetime:

@@ -233,3 +233,24 @@ delivery_attempts = sa.Table(
     sa.Column("url", sa.Text, nullable=True),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id"),
 )
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # Whose key: an account id, or "signup" for the anonymous signup.
+    sa.Column("scope", sa.String(40), nullable=False),
+    # SHA-256 of the scope and the client's key: the key itself is never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    # SHA-256 of the request body (canonical JSON): the same key with another body is refused.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    # The first answer's body, AES-GCM encrypted under a key derived from the client's key
+    # and body: a signup's API key is only readable by whoever sends that key and body.
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Concurrent requests with one key: the database lets exactly one of them commit.
+    sa.UniqueConstraint("scope", "key_hash"),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)

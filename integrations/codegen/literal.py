@@ -66,9 +66,10 @@ def display_name(name: str) -> str:
 
 
 def camel(name: str) -> str:
-    """``aspect_ratio`` -> ``aspectRatio``: n8n's parameter naming."""
-    first, *rest = name.split("_")
-    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+    """``aspect_ratio`` -> ``aspectRatio``, ``Idempotency-Key`` -> ``idempotencyKey``: n8n's
+    parameter naming."""
+    first, *rest = name.replace("-", "_").split("_")
+    return first[:1].lower() + first[1:] + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def sort_key(name: str) -> tuple[tuple[int, str], ...]:

@@ -187,7 +187,10 @@ def _property(field: Field, show: dict[str, Any] | None = None) -> dict[str, Any
     prop.setdefault("description", text(field.description))
     if field.name == "limit" and field.kind == "integer":
         prop.update(_LIMIT)
-    if field.location != "path":
+    if field.location == "header":
+        # n8n's declarative `send` has no header type: a request header set from the value.
+        prop["routing"] = {"request": {"headers": {field.name: "={{$value}}"}}}
+    elif field.location != "path":
         send = {"type": field.location, "property": field.name}
         if field.kind == "object":
             send["value"] = _JSON_VALUE

@@ -50,7 +50,7 @@ class Field:
     """One value a person fills in: a path or query parameter, or a JSON body property."""
 
     name: str  #: the API's name, e.g. ``aspect_ratio``
-    location: str  #: ``path``, ``query`` or ``body``
+    location: str  #: ``path``, ``query``, ``header`` or ``body``
     required: bool
     kind: str  #: string, integer, number, boolean, enum, object or array
     description: str
@@ -87,8 +87,11 @@ def read_operation(document: dict[str, Any], operation_id: str) -> Operation:
     for path, methods in document["paths"].items():
         for method, op in methods.items():
             if isinstance(op, dict) and op.get("operationId") == operation_id:
-                fields = [_parameter(document, p) for p in op.get("parameters", [])]
+                parameters = [_parameter(document, p) for p in op.get("parameters", [])]
+                # Headers (Idempotency-Key) last: the form opens with what the request is.
+                fields = [f for f in parameters if f.location != "header"]
                 fields += _body_fields(document, op.get("requestBody"))
+                fields += [f for f in parameters if f.location == "header"]
                 return Operation(
                     operation_id=operation_id,
                     method=method.upper(),

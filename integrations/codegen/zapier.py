@@ -78,6 +78,7 @@ def definition(app: AppOperation, operation: Operation) -> dict[str, Any]:
             "path": operation.path,
             "query": [f.name for f in fields if f.location == "query"],
             "body": [f.name for f in fields if f.location == "body"],
+            "headers": [f.name for f in fields if f.location == "header"],
         },
     }
 
@@ -170,7 +171,7 @@ const cleanInputData = (fields, inputData) => {
   return cleaned;
 };
 
-/** Method, path (parameters filled in), query and JSON body of a generated operation. */
+/** Method, path (parameters filled in), query, headers and JSON body of a generated operation. */
 const requestFor = (operation, inputData) => {
   const data = cleanInputData(operation.inputFields, inputData);
   const pick = (keys) =>
@@ -178,7 +179,12 @@ const requestFor = (operation, inputData) => {
   const path = operation.request.path.replace(/\\{(\\w+)\\}/g, (_, key) =>
     encodeURIComponent(String(data[key] ?? '')),
   );
-  const request = { method: operation.request.method, path, params: pick(operation.request.query) };
+  const request = {
+    method: operation.request.method,
+    path,
+    params: pick(operation.request.query),
+    headers: pick(operation.request.headers),
+  };
   if (operation.request.body.length > 0) request.body = pick(operation.request.body);
   return request;
 };

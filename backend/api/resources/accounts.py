@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import falcon
 
-from backend.accounts import create_account, get_account
+from backend.accounts import create_account, get_account, signup_answer
 from backend.api.body import parse_body
+from backend.api.idempotent import write_answer
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import Forbidden, NotFound
+from backend.idempotency import HEADER, SIGNUP_SCOPE, Answer, key_from_header, run_once
 from backend.schemas.accounts import Account, SignupRequest, SignupResponse
 
 
@@ -29,21 +31,19 @@ class SignupResource:
         request=SignupRequest,
         responses={201: SignupResponse},
         errors=(400, 403, 409, 422),
+        idempotent=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.ctx.settings.signup_enabled:
             raise Forbidden("signup is turned off on this server; ask its operator for a key")
         request = parse_body(req, SignupRequest)
-        new = create_account(self.ctx, request.email)
-        resp.status = falcon.HTTP_201
-        resp.text = SignupResponse(
-            id=new.account.id,
-            email=new.account.email,
-            credits=new.account.credits,
-            api_key=new.api_key,
-            signing_secret=new.account.signing_secret,
-            created_at=new.account.created_at,
-        ).model_dump_json()
+        key = key_from_header(req.get_header(HEADER), SIGNUP_SCOPE, request.model_dump(mode="json"))
+
+        def sign_up() -> Answer:
+            return signup_answer(create_account(self.ctx, request.email, idempotency=key))
+
+        answer, replayed = run_once(self.ctx, key, sign_up)
+        write_answer(resp, answer, replayed)
 
 
 class AccountResource:

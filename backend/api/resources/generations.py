@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import falcon
 
 from backend.api.body import MAX_BODY_BYTES, parse_body, parse_query
+from backend.api.idempotent import write_answer
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import NotFound, ValidationFailed
+from backend.idempotency import HEADER, Answer, key_from_header, run_once
 from backend.jobs.cancel import cancel_generation
-from backend.jobs.create import create_generation
+from backend.jobs.create import accepted_body, create_generation
 from backend.jobs.queries import find_generation, list_generations
 from backend.schemas.generations import (
     Generation,
@@ -36,15 +40,22 @@ class GenerationsResource:
         responses={202: Generation},
         headers={202: {"Location": "URL of the new generation"}},
         errors=(400, 402, 413, 422),
+        idempotent=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         # Room for a first and a last frame inline as base64 data: URLs.
         max_bytes = MAX_BODY_BYTES + 2 * (self.ctx.settings.image_max_bytes * 4 // 3 + 64)
         request = parse_body(req, GenerationCreate, max_bytes=max_bytes)
-        job = create_generation(self.ctx, req.context.account_id, request)
-        resp.status = falcon.HTTP_202
-        resp.location = f"/v1/video/generations/{job.id}"
-        resp.text = self.ctx.cache.generation(job, self.ctx.now()).model_dump_json()
+        account_id = req.context.account_id
+        key = key_from_header(req.get_header(HEADER), account_id, request.model_dump(mode="json"))
+
+        def accept() -> Answer:
+            job = create_generation(self.ctx, account_id, request, idempotency=key)
+            return Answer(202, accepted_body(self.ctx, job))
+
+        answer, replayed = run_once(self.ctx, key, accept)
+        write_answer(resp, answer, replayed)
+        resp.location = f"/v1/video/generations/{json.loads(answer.body)['id']}"
 
     @operation(
         operation_id="listVideoGenerations",

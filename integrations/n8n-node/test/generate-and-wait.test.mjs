@@ -223,6 +223,23 @@ describe('Generate and Wait, what it sends', () => {
 		}
 	});
 
+	test('an Idempotency Key goes as the header, never in the body', async () => {
+		const { stub, creates, credentials } = await stubGenhook();
+		try {
+			await runNode({
+				type: TYPES.generateAndWait,
+				parameters: { model: 'kling-v3', prompt: 'p', additionalFields: { idempotencyKey: 'row-17' } },
+				credentials,
+				baseUrl: stub.baseUrl,
+			});
+			assert.deepEqual(Object.keys(creates[0]).sort(), ['model', 'prompt', 'webhook_url']);
+			const post = stub.received.find((req) => req.method === 'POST');
+			assert.equal(post.headers['idempotency-key'], 'row-17');
+		} finally {
+			await stub.close();
+		}
+	});
+
 	test('poll mode waits for every item, however long each takes', async () => {
 		const { stub, reads, credentials } = await stubGenhook({ slow: ['processing', 'processing', 'completed'] });
 		try {

@@ -67,6 +67,22 @@ describe('Genhook node', () => {
 		assert.notEqual(items[0].id, items[1].id);
 	});
 
+	test('an Idempotency Key makes a re-run answer the first generation, charged once', async () => {
+		const params = {
+			resource: 'generation',
+			operation: 'create',
+			model: 'kling-v3',
+			prompt: 'Listing MLS-77 walkthrough',
+			additionalFields: { idempotencyKey: `mls-77-${Date.now()}` },
+		};
+		const before = (await api('GET', '/v1/account', undefined, account.apiKey)).body.credits;
+		const first = (await genhook(account, params)).items[0];
+		const again = (await genhook(account, params)).items[0];
+		assert.equal(again.id, first.id);
+		const after = (await api('GET', '/v1/account', undefined, account.apiKey)).body.credits;
+		assert.equal(before - after, first.credits);
+	});
+
 	test('bad input is the API\'s 422 naming the field', async () => {
 		const { error } = await genhook(account, {
 			resource: 'generation',

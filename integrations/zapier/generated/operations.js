@@ -105,6 +105,13 @@ module.exports = {
         helpText: 'Last frame, for models whose `inputs` include `end_image`; same rules as `image_url`.',
         placeholder: 'https://example.com/listing/back.jpg',
       },
+      {
+        key: 'Idempotency-Key',
+        label: 'Idempotency Key',
+        type: 'string',
+        required: false,
+        helpText: 'A key of your choosing (a UUID; at most 255 printable ASCII characters) that makes retrying safe: the same key with the same body within 24 hours (the server\'s `GENHOOK_IDEMPOTENCY_TTL_SECONDS`) answers the first request\'s status and body again with `Idempotent-Replayed: true`, and does and charges nothing more; the same key with a different body is a 422 naming this header. Keys are scoped to the account. Only a request that succeeded is remembered, so a refused one can be fixed and sent again with the same key.',
+      },
     ],
     sample: {
       object: 'video.generation',
@@ -202,6 +209,7 @@ module.exports = {
         'image_url',
         'end_image_url',
       ],
+      headers: ['Idempotency-Key'],
     },
     outputFields: [
       {
@@ -455,6 +463,7 @@ module.exports = {
       path: '/v1/video/generations/{job_id}',
       query: [],
       body: [],
+      headers: [],
     },
     outputFields: [
       {
@@ -708,6 +717,7 @@ module.exports = {
       path: '/v1/video/generations/{job_id}/cancel',
       query: [],
       body: [],
+      headers: [],
     },
     outputFields: [
       {
@@ -886,6 +896,7 @@ module.exports = {
       path: '/v1/models',
       query: [],
       body: [],
+      headers: [],
     },
     outputFields: [
       {
@@ -945,6 +956,7 @@ module.exports = {
       path: '/v1/account',
       query: [],
       body: [],
+      headers: [],
     },
     outputFields: [
       {

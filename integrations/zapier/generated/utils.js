@@ -20,7 +20,7 @@ const cleanInputData = (fields, inputData) => {
   return cleaned;
 };
 
-/** Method, path (parameters filled in), query and JSON body of a generated operation. */
+/** Method, path (parameters filled in), query, headers and JSON body of a generated operation. */
 const requestFor = (operation, inputData) => {
   const data = cleanInputData(operation.inputFields, inputData);
   const pick = (keys) =>
@@ -28,7 +28,12 @@ const requestFor = (operation, inputData) => {
   const path = operation.request.path.replace(/\{(\w+)\}/g, (_, key) =>
     encodeURIComponent(String(data[key] ?? '')),
   );
-  const request = { method: operation.request.method, path, params: pick(operation.request.query) };
+  const request = {
+    method: operation.request.method,
+    path,
+    params: pick(operation.request.query),
+    headers: pick(operation.request.headers),
+  };
   if (operation.request.body.length > 0) request.body = pick(operation.request.body);
   return request;
 };

@@ -8,8 +8,8 @@ const baseUrl = (bundle) => String((bundle.authData || {}).baseUrl || '').trim()
 
 /** A z.request for a generated operation (see generated/utils.js `requestFor`). */
 const requestOperation = (z, bundle, operation, inputData, options = {}) => {
-  const { method, path, params, body } = requestFor(operation, inputData);
-  const request = { method, url: `${baseUrl(bundle)}${path}`, params, ...options };
+  const { method, path, params, headers, body } = requestFor(operation, inputData);
+  const request = { method, url: `${baseUrl(bundle)}${path}`, params, headers, ...options };
   if (body !== undefined) request.body = body;
   return z.request(request);
 };

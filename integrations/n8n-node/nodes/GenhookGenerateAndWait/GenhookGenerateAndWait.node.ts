@@ -13,7 +13,7 @@ import {
 	type IWebhookResponseData,
 } from 'n8n-workflow';
 
-import { createBody, createFieldsWithoutWebhookUrl, getModels } from '../shared/createFields';
+import { createFieldsWithoutWebhookUrl, createRequest, getModels } from '../shared/createFields';
 import { parseBody, verifyWebhook } from '../shared/signature';
 import { genhookRequest, statusOf } from '../shared/transport';
 
@@ -150,10 +150,15 @@ export class GenhookGenerateAndWait implements INodeType {
 			);
 		}
 		const resumeUrl = this.getWorkflowDataProxy(0).$execution.resumeUrl as string;
-		const job = await genhookRequest.call(this, 'POST', '/v1/video/generations', {
-			...createBody.call(this, 0),
-			webhook_url: resumeUrl,
-		});
+		const { body, headers } = createRequest.call(this, 0);
+		const job = await genhookRequest.call(
+			this,
+			'POST',
+			'/v1/video/generations',
+			{ ...body, webhook_url: resumeUrl },
+			undefined,
+			headers,
+		);
 		// What the waiting execution holds: the webhook checks the generation's id against it,
 		// and a wait that times out continues with it.
 		const waiting: INodeExecutionData[] = [{ json: job, pairedItem: { item: 0 } }];
@@ -216,8 +221,9 @@ async function submitAndPoll(
 	const results: INodeExecutionData[] = [];
 	for (let i = 0; i < items.length; i++) {
 		try {
+			const { body, headers } = createRequest.call(this, i);
 			jobs.push(
-				await genhookRequest.call(this, 'POST', '/v1/video/generations', createBody.call(this, i)),
+				await genhookRequest.call(this, 'POST', '/v1/video/generations', body, undefined, headers),
 			);
 		} catch (error) {
 			if (!this.continueOnFail()) {

@@ -16,7 +16,8 @@ const generated = generationFields.filter((field) =>
 );
 
 function apiName(field: INodeProperties): string {
-	return String(field.routing?.send?.property ?? field.name);
+	const header = Object.keys(field.routing?.request?.headers ?? {})[0];
+	return String(header ?? field.routing?.send?.property ?? field.name);
 }
 
 /** The loadOptions method a programmatic node offers for the generated Model dropdown
@@ -61,24 +62,34 @@ export function createFieldsWithoutWebhookUrl(): INodeProperties[] {
 	});
 }
 
-/** The request body for item `itemIndex`: required fields always, additional ones only when
- * set, JSON fields parsed (a parse error names the field). */
-export function createBody(this: IExecuteFunctions, itemIndex: number): IDataObject {
+/** Whether a generated field is sent as a header (`Idempotency-Key`), not in the body. */
+function isHeader(field: INodeProperties): boolean {
+	return field.routing?.request?.headers !== undefined;
+}
+
+/** The request for item `itemIndex`: required fields always, additional ones only when set,
+ * JSON fields parsed (a parse error names the field), header fields as headers. */
+export function createRequest(
+	this: IExecuteFunctions,
+	itemIndex: number,
+): { body: IDataObject; headers: IDataObject } {
 	const body: IDataObject = {};
+	const headers: IDataObject = {};
 	for (const field of generated) {
 		if (field.name === 'additionalFields') {
 			const chosen = this.getNodeParameter('additionalFields', itemIndex, {}) as IDataObject;
 			for (const option of field.options as INodeProperties[]) {
 				const value = chosen[option.name];
 				if (value === undefined || value === '' || value === null) continue;
-				body[apiName(option)] =
+				const target = isHeader(option) ? headers : body;
+				target[apiName(option)] =
 					option.type === 'json' ? parseJson.call(this, option, value, itemIndex) : value;
 			}
 		} else {
 			body[apiName(field)] = this.getNodeParameter(field.name, itemIndex);
 		}
 	}
-	return body;
+	return { body, headers };
 }
 
 function parseJson(

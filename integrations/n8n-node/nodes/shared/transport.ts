@@ -28,6 +28,7 @@ export async function genhookRequest(
 	path: string,
 	body?: IDataObject,
 	qs?: IDataObject,
+	headers?: IDataObject,
 ): Promise<IDataObject> {
 	const url = `${await baseUrlOf.call(this)}${path}`;
 	try {
@@ -37,7 +38,7 @@ export async function genhookRequest(
 			body,
 			qs,
 			json: true,
-			headers: { Accept: 'application/json' },
+			headers: { ...headers, Accept: 'application/json' },
 		})) as IDataObject;
 	} catch (error) {
 		const message = problemMessage(error);

@@ -224,6 +224,20 @@ export const generationFields: INodeProperties[] = [
 				},
 			},
 			{
+				displayName: 'Idempotency Key',
+				name: 'idempotencyKey',
+				type: 'string',
+				default: '',
+				description: 'A key of your choosing (a UUID; at most 255 printable ASCII characters) that makes retrying safe: the same key with the same body within 24 hours (the server\'s <code>GENHOOK_IDEMPOTENCY_TTL_SECONDS</code>) answers the first request\'s status and body again with <code>Idempotent-Replayed: true</code>, and does and charges nothing more; the same key with a different body is a 422 naming this header. Keys are scoped to the account. Only a request that succeeded is remembered, so a refused one can be fixed and sent again with the same key.',
+				routing: {
+					request: {
+						headers: {
+							'Idempotency-Key': '={{$value}}',
+						},
+					},
+				},
+			},
+			{
 				displayName: 'Image URL',
 				name: 'imageUrl',
 				type: 'string',
