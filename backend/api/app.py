@@ -34,6 +34,7 @@ from backend.api.resources.webhooks import (
     WebhookEndpointSecretResource,
     WebhookEndpointsResource,
 )
+from backend.api.retry import retry_responders
 from backend.context import Context
 from backend.jobs import events
 from backend.schemas.generations import WebhookPayload
@@ -118,6 +119,7 @@ def create_app(ctx: Context) -> falcon.App:
     errors.install(app)
     table = routes(ctx)
     for path, resource, suffix in table:
+        retry_responders(resource)
         app.add_route(path, resource, suffix=suffix or None)
     app.add_route("/openapi.json", OpenAPIResource(openapi_document(ctx)))
     return app

@@ -26,7 +26,7 @@ def parse_body(
     """``max_bytes`` is larger only where a body may carry images as ``data:`` URLs."""
     if req.content_length is not None and req.content_length > max_bytes:
         raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
-    raw = req.bounded_stream.read(max_bytes + 1)
+    raw = read_raw_body(req, max_bytes)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
     try:
@@ -42,6 +42,16 @@ def parse_body(
         # PostgreSQL cannot store NUL in text, and no field has a use for it.
         raise ValidationFailed.for_field(nul_at or "body", "must not contain NUL characters")
     return validate(model, data)
+
+
+def read_raw_body(req: falcon.Request, max_bytes: int) -> bytes:
+    """The body, read once: a request run again after a lost database connection
+    (``backend/api/retry.py``) parses the same bytes."""
+    raw = getattr(req.context, "raw_body", None)
+    if raw is None:
+        raw = req.bounded_stream.read(max_bytes + 1)
+        req.context.raw_body = raw
+    return bytes(raw)
 
 
 def _path_to_nul(value: Any, path: str = "") -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -11,6 +13,18 @@ from backend.store.engine import create_engine
 
 #: Where a connection carries its store's ``before_job_commit`` (see ``store.jobs``).
 JOB_WRITE_HOOK = "genhook.before_job_commit"
+#: Set on a connection once its transaction ran an INSERT, UPDATE or DELETE.
+_WROTE = "genhook.wrote"
+
+#: Per thread: how many writing transactions tried to commit (see ``write_commits``).
+_commits = threading.local()
+
+
+def write_commits() -> int:
+    """How many transactions that wrote something this thread has tried to commit, so
+    far: a request that failed with none may be run again whole (``backend/api/retry.py``);
+    one that tried may have committed, and is not."""
+    return int(getattr(_commits, "count", 0))
 
 
 class Store:
@@ -19,6 +33,7 @@ class Store:
     def __init__(self, url: str, *, before_job_commit: Callable[[str], None] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url)
+        sa.event.listen(self.engine, "before_execute", _note_writes)
         #: Called with a job's id after its row was changed and before the commit (with
         #: the row locked): the status cache drops its entry there, so a writer that dies
         #: after committing cannot leave an older state cached.
@@ -27,9 +42,14 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A transaction that commits on success and rolls back on any exception."""
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             conn.info[JOB_WRITE_HOOK] = self.before_job_commit
-            yield conn
+            conn.info[_WROTE] = False
+            with conn.begin() as transaction:
+                yield conn
+                if conn.info[_WROTE]:
+                    _commits.count = write_commits() + 1
+                transaction.commit()
 
     @contextmanager
     def snapshot(self) -> Iterator[sa.Connection]:
@@ -57,3 +77,8 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def _note_writes(conn: sa.Connection, clause: Any, *_: Any) -> None:
+    if isinstance(clause, sa.sql.dml.UpdateBase):
+        conn.info[_WROTE] = True

@@ -7,6 +7,7 @@ import json
 import falcon
 import httpx
 
+from backend.api.body import read_raw_body
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import PayloadTooLarge
@@ -36,7 +37,7 @@ class ProviderCallbackResource:
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, provider: str, token: str
     ) -> None:
-        raw = req.bounded_stream.read(MAX_CALLBACK_BYTES + 1)
+        raw = read_raw_body(req, MAX_CALLBACK_BYTES)
         if len(raw) > MAX_CALLBACK_BYTES:
             raise PayloadTooLarge(f"callbacks are limited to {MAX_CALLBACK_BYTES} bytes")
         headers = httpx.Headers(dict(req.headers))
