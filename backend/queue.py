@@ -29,26 +29,40 @@ class Queue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
 
-    def submit_job(self, job_id: str, *, delay_seconds: float = 0) -> bool:
-        return self._send(JOBS_QUEUE, SUBMIT_JOB, (job_id,), delay_seconds)
+    # ``busy``: how many times the message already found its job or delivery locked (it
+    # comes back later each time: ``backend.locks.busy_retry_delay``).
 
-    def poll_job(self, job_id: str, poll_token: str, *, delay_seconds: float) -> bool:
-        return self._send(JOBS_QUEUE, POLL_JOB, (job_id, poll_token), delay_seconds)
+    def submit_job(self, job_id: str, *, delay_seconds: float = 0, busy: int = 0) -> bool:
+        return self._send(JOBS_QUEUE, SUBMIT_JOB, (job_id,), delay_seconds, busy)
 
-    def poll_job_now(self, job_id: str, *, delay_seconds: float = 0) -> bool:
+    def poll_job(
+        self, job_id: str, poll_token: str, *, delay_seconds: float, busy: int = 0
+    ) -> bool:
+        return self._send(JOBS_QUEUE, POLL_JOB, (job_id, poll_token), delay_seconds, busy)
+
+    def poll_job_now(self, job_id: str, *, delay_seconds: float = 0, busy: int = 0) -> bool:
         """A poll out of turn, because the provider called back."""
-        return self._send(JOBS_QUEUE, POLL_JOB_NOW, (job_id,), delay_seconds)
+        return self._send(JOBS_QUEUE, POLL_JOB_NOW, (job_id,), delay_seconds, busy)
 
-    def deliver_webhook(self, delivery_id: str, *, delay_seconds: float = 0) -> bool:
-        return self._send(WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds)
+    def deliver_webhook(self, delivery_id: str, *, delay_seconds: float = 0, busy: int = 0) -> bool:
+        return self._send(WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds, busy)
 
     def _send(
-        self, queue: str, actor: str, args: tuple[str, ...], delay_seconds: float = 0
+        self,
+        queue: str,
+        actor: str,
+        args: tuple[str, ...],
+        delay_seconds: float = 0,
+        busy: int = 0,
     ) -> bool:
         """Enqueue; on a broker outage log and return ``False``: the database still holds
         the work, and the recovery sweep re-enqueues it."""
         message: dramatiq.Message = dramatiq.Message(
-            queue_name=queue, actor_name=actor, args=args, kwargs={}, options={}
+            queue_name=queue,
+            actor_name=actor,
+            args=args,
+            kwargs={"busy": busy} if busy else {},
+            options={},
         )
         delay_ms = int(delay_seconds * 1000) or None
         try:

@@ -5,9 +5,10 @@
                                           TTL: ACTIVE_JOB_TTL_SECONDS while the job runs,
                                           settings.status_cache_ttl_seconds once it ended
     genhook:lock:job:{job_id}     string  lock held while one worker advances that job
-                                          TTL: JOB_LOCK_TTL_SECONDS (expires if a worker dies)
+                                          TTL: JOB_LOCK_TTL_SECONDS, renewed while the step
+                                          runs (backend/locks.py), so it dies with its worker
     genhook:lock:delivery:{id}    string  lock held while one worker sends that delivery
-                                          TTL: DELIVERY_LOCK_TTL_SECONDS
+                                          TTL: DELIVERY_LOCK_TTL_SECONDS, renewed likewise
     genhook:dedup:webhook:{job_id}:{event}:{state}:{url_hash}
                                   string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
                                           TTL: settings.webhook_dedup_ttl_seconds (7 days)
@@ -17,7 +18,7 @@
                                           TTL: BACKLOG_BATCH_SECONDS
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
                                           ("recovery", or "provider-health": the probe)
-                                          TTL: SWEEP_LOCK_TTL_SECONDS
+                                          TTL: SWEEP_LOCK_TTL_SECONDS, renewed likewise
     genhook:render_time:{model}:{route_key}
                                   hash    moving history of real render seconds of one model
                                           on one route ("kling/kling-v3"): mean, mad, n
@@ -47,16 +48,15 @@ PREFIX = "genhook"
 
 #: Cache lifetime of a running job; every poll rewrites it, so it only expires if polling stops.
 ACTIVE_JOB_TTL_SECONDS = 300
-#: A job lock outlives no crashed worker by more than this.
-JOB_LOCK_TTL_SECONDS = 60
-#: Longer than one webhook attempt can take (its timeout plus bookkeeping).
-DELIVERY_LOCK_TTL_SECONDS = 120
+#: A lock outlives a crashed holder by at most this; a live holder renews it every third.
+JOB_LOCK_TTL_SECONDS = 10
+DELIVERY_LOCK_TTL_SECONDS = 10
 #: A destination back from an outage gets its waiting retries in batches, one batch per
 #: this many seconds, spread evenly over it: at most BACKLOG_BATCH_SIZE / this per second.
 BACKLOG_BATCH_SECONDS = 5
 BACKLOG_BATCH_SIZE = 25
-#: A sweep that runs longer than this may be taken over by another scheduler.
-SWEEP_LOCK_TTL_SECONDS = 240
+#: A scheduler that died mid-sweep lets another take over after this.
+SWEEP_LOCK_TTL_SECONDS = 30
 #: A route unused this long forgets its render times and starts again from the catalog's.
 RENDER_HISTORY_TTL_SECONDS = 30 * 24 * 3600
 #: A route not called this long forgets its breaker state and last error (never less than

@@ -15,20 +15,20 @@ from backend.jobs.submit import submit
 
 
 @dramatiq.actor(actor_name=queue.SUBMIT_JOB, queue_name=queue.JOBS_QUEUE)
-def submit_job(job_id: str) -> None:
-    submit(get_context(), job_id)
+def submit_job(job_id: str, busy: int = 0) -> None:
+    submit(get_context(), job_id, busy=busy)
 
 
 @dramatiq.actor(actor_name=queue.POLL_JOB, queue_name=queue.JOBS_QUEUE)
-def poll_job(job_id: str, poll_token: str) -> None:
-    poll(get_context(), job_id, poll_token)
+def poll_job(job_id: str, poll_token: str, busy: int = 0) -> None:
+    poll(get_context(), job_id, poll_token, busy=busy)
 
 
 @dramatiq.actor(actor_name=queue.POLL_JOB_NOW, queue_name=queue.JOBS_QUEUE)
-def poll_job_now(job_id: str) -> None:
-    poll_now(get_context(), job_id)
+def poll_job_now(job_id: str, busy: int = 0) -> None:
+    poll_now(get_context(), job_id, busy=busy)
 
 
 @dramatiq.actor(actor_name=queue.DELIVER_WEBHOOK, queue_name=queue.WEBHOOKS_QUEUE)
-def deliver_webhook(delivery_id: str) -> None:
-    deliver(get_context(), delivery_id)
+def deliver_webhook(delivery_id: str, busy: int = 0) -> None:
+    deliver(get_context(), delivery_id, busy=busy)

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from backend import redis_keys
 from backend.context import Context
 from backend.jobs.view import to_webhook_payload
-from backend.locks import LOCK_BUSY_RETRY_SECONDS, held
+from backend.locks import busy_retry_delay, held
 from backend.settings import Settings
 from backend.store import accounts as accounts_store
 from backend.store import deliveries as deliveries_store
@@ -68,12 +68,17 @@ class Target:
     body: bytes
 
 
-def deliver(ctx: Context, delivery_id: str) -> None:
+def deliver(ctx: Context, delivery_id: str, *, busy: int = 0) -> None:
     """Make the attempt that is due. A duplicate message finds the delivery locked (and
-    comes back later) or no longer due (and is dropped)."""
+    comes back later, each time later still) or no longer due (and is dropped)."""
     lock = redis_keys.delivery_lock(delivery_id)
     with held(ctx.redis, lock, redis_keys.DELIVERY_LOCK_TTL_SECONDS) as mine:
-        retry_in = _attempt_if_due(ctx, delivery_id) if mine else LOCK_BUSY_RETRY_SECONDS
+        if not mine:
+            ctx.queue.deliver_webhook(
+                delivery_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1
+            )
+            return
+        retry_in = _attempt_if_due(ctx, delivery_id)
     # Enqueued only once the lock is free, so even a zero delay cannot find it taken.
     if retry_in is not None:
         ctx.queue.deliver_webhook(delivery_id, delay_seconds=retry_in)

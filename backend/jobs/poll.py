@@ -20,7 +20,7 @@ from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
 from backend.jobs.routes import PlannedRoute, plan_of, route_key
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
-from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
+from backend.locks import busy_retry_delay, job_lock
 from backend.providers.base import RETRYABLE_RENDER_FAILURES, RenderState, RenderStatus
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 DEFAULT_TYPICAL_RENDER_SECONDS = 120.0
 
 
-def poll(ctx: Context, job_id: str, poll_token: str) -> None:
+def poll(ctx: Context, job_id: str, poll_token: str, *, busy: int = 0) -> None:
     with job_lock(ctx.redis, job_id) as mine:
         if not mine:
             # Never drop a possibly live chain; a stale token is dropped on the retry.
-            ctx.queue.poll_job(job_id, poll_token, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
+            ctx.queue.poll_job(
+                job_id, poll_token, delay_seconds=busy_retry_delay(busy), busy=busy + 1
+            )
             return
         with ctx.store.begin() as conn:
             job = jobs_store.get_job(conn, job_id)
@@ -45,7 +47,7 @@ def poll(ctx: Context, job_id: str, poll_token: str) -> None:
         _poll_locked(ctx, job)
 
 
-def poll_now(ctx: Context, job_id: str) -> None:
+def poll_now(ctx: Context, job_id: str, *, busy: int = 0) -> None:
     """Poll at once because the provider called back; the chain continues from here.
 
     The job's poll token is replaced, so the chain's pending message dies quietly and the
@@ -53,7 +55,7 @@ def poll_now(ctx: Context, job_id: str) -> None:
     """
     with job_lock(ctx.redis, job_id) as mine:
         if not mine:
-            ctx.queue.poll_job_now(job_id, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
+            ctx.queue.poll_job_now(job_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1)
             return
         with ctx.store.begin() as conn:
             job = jobs_store.get_job(conn, job_id)

@@ -33,7 +33,7 @@ from backend.jobs.credits import reprice
 from backend.jobs.routes import plan_of, route_key
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
-from backend.locks import LOCK_BUSY_RETRY_SECONDS, job_lock
+from backend.locks import busy_retry_delay, job_lock
 from backend.providers.base import Provider, RenderRequest
 from backend.store import jobs as jobs_store
 from backend.store import provider_tasks as tasks_store
@@ -54,12 +54,12 @@ class Next:
     submit_delay_seconds: float | None = None
 
 
-def submit(ctx: Context, job_id: str) -> None:
+def submit(ctx: Context, job_id: str, *, busy: int = 0) -> None:
     """Submit once. Safe to run twice for one job: only one run can move the job out of
     ``pending``, and a lost answer is resolved by looking the task up, not by guessing."""
     with job_lock(ctx.redis, job_id) as mine:
         if not mine:
-            ctx.queue.submit_job(job_id, delay_seconds=LOCK_BUSY_RETRY_SECONDS)
+            ctx.queue.submit_job(job_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1)
             return
         after = _submit_locked(ctx, job_id)
     # Only now that the lock is free can the next step take it.
