@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from backend.errors import Conflict
+from backend.store.ledger import LedgerReason
 from backend.store.tables import accounts, api_keys, credit_ledger
 from backend.store.types import record_from_row, utcnow
 
@@ -61,7 +62,9 @@ def create_account(
             account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix, created_at=now
         )
     )
-    add_ledger_entry(conn, account_id=account_id, job_id=None, delta=credits, reason="signup")
+    add_ledger_entry(
+        conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
+    )
     return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
 
 
