@@ -66,6 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--credits", type=int, default=None)
     create.set_defaults(run=_accounts_create)
+    grant = accounts.add_parser(
+        "grant",
+        help="add credits to an account (negative to take some back), recorded in its "
+        "ledger with the reason; prints the new balance",
+    )
+    grant.add_argument("--email", required=True)
+    grant.add_argument(
+        "--credits",
+        type=int,
+        required=True,
+        help="credits to add; negative to take back (never below a zero balance)",
+    )
+    grant.add_argument(
+        "--reason", required=True, help="why, kept in the ledger as the entry's note"
+    )
+    grant.set_defaults(run=_accounts_grant)
     return parser
 
 
@@ -217,6 +233,27 @@ def _accounts_create(args: argparse.Namespace) -> int:
     print(f"credits         {new.account.credits}")
     print(f"api key         {new.api_key}   (shown once)")
     print(f"signing secret  {new.account.signing_secret}")
+    return 0
+
+
+def _accounts_grant(args: argparse.Namespace) -> int:
+    """Exit 1, with nothing written, for an unknown email, a balance that would drop below
+    zero, or a zero amount or empty reason."""
+    from backend.context import build_context
+    from backend.errors import ClientError
+    from backend.ledger import grant_credits
+
+    ctx = build_context(get_settings())
+    try:
+        done = grant_credits(ctx, args.email, args.credits, args.reason)
+    except ClientError as exc:
+        print(f"genhook: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    print(f"account         {done.account.id} ({done.account.email})")
+    print(f"granted         {done.credits:+d}")
+    print(f"credits         {done.balance}")
     return 0
 
 

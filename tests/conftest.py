@@ -151,7 +151,26 @@ def ctx(settings: Settings) -> Iterator[Context]:
     use_context(context)
     yield context
     use_context(None)
-    context.close()
+    try:
+        assert_books_balance(context)
+    finally:
+        context.close()
+
+
+def assert_books_balance(ctx: Context) -> None:
+    """After every scenario: no balance is negative, and each equals the sum of its
+    account's ledger (the signup grant, debits, refunds, price drops, operator grants)."""
+    with ctx.store.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT a.email, a.credits, COALESCE(SUM(l.delta), 0) AS ledger "
+                "FROM accounts a LEFT JOIN credit_ledger l ON l.account_id = a.id "
+                "GROUP BY a.id, a.email, a.credits"
+            )
+        ).all()
+    unbalanced = [(r.email, r.credits, r.ledger) for r in rows if r.credits != r.ledger]
+    assert not unbalanced, f"balance != ledger sum (email, balance, ledger): {unbalanced}"
+    assert all(r.credits >= 0 for r in rows)
 
 
 @pytest.fixture

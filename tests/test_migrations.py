@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from backend.store.engine import create_engine
-from backend.store.migrate import current_revision, head_revision, upgrade
+from backend.store.migrate import current_revision, downgrade, head_revision, upgrade
 from backend.store.tables import metadata
 from tests.conftest import DATABASES, PG_URL
 
@@ -104,3 +104,42 @@ def test_deliveries_written_before_0002_stay_deliverable(empty_database: sa.Engi
     assert rows["dlv_1"].job_state == "failed" and rows["dlv_1"].next_attempt_at is not None
     assert rows["dlv_2"].job_state == "completed" and rows["dlv_2"].next_attempt_at is None
     assert rows["dlv_1"].round_attempts == 0
+
+
+def test_ledger_rows_written_before_0005_keep_their_place_and_have_no_note(
+    empty_database: sa.Engine,
+) -> None:
+    # Given a database at revision 0004 with an account's signup row
+    upgrade(empty_database, "0004")
+    with empty_database.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (id, email, credits, signing_secret, created_at) "
+                "VALUES ('acct_1', 'a@example.com', 50, 'whsec_x', :now)"
+            ),
+            {"now": "2026-11-20 10:00:00+00:00"},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO credit_ledger (account_id, delta, reason, created_at) "
+                "VALUES ('acct_1', 50, 'signup', :now)"
+            ),
+            {"now": "2026-11-20 10:00:00+00:00"},
+        )
+
+    # When it is migrated to head, down to 0004 and up again
+    upgrade(empty_database)
+    downgrade(empty_database, "0004")
+    upgrade(empty_database)
+
+    # Then the row is still there, without a note, and the ledger takes notes
+    with empty_database.begin() as conn:
+        rows = conn.execute(sa.text("SELECT reason, delta, note FROM credit_ledger")).all()
+        conn.execute(
+            sa.text(
+                "INSERT INTO credit_ledger (account_id, delta, reason, note, created_at) "
+                "VALUES ('acct_1', 5, 'grant', 'goodwill', :now)"
+            ),
+            {"now": "2026-11-21 10:00:00+00:00"},
+        )
+    assert [tuple(r) for r in rows] == [("signup", 50, None)]

@@ -11,7 +11,7 @@ import falcon
 from backend.api import errors
 from backend.api.auth import BearerAuth
 from backend.api.openapi import build_document
-from backend.api.resources.accounts import AccountResource, SignupResource
+from backend.api.resources.accounts import AccountResource, LedgerResource, SignupResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import (
     CancelGenerationResource,
@@ -55,6 +55,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/readyz", ReadyResource(ctx), ""),
         ("/v1/signup", SignupResource(ctx), ""),
         ("/v1/account", AccountResource(ctx), ""),
+        ("/v1/account/ledger", LedgerResource(ctx), ""),
         ("/v1/models", ModelsResource(ctx), ""),
         ("/v1/video/generations", GenerationsResource(ctx), ""),
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),

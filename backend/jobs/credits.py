@@ -13,6 +13,7 @@ from backend.errors import InsufficientCredits
 from backend.store import accounts as accounts_store
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
+from backend.store.ledger import LedgerReason, reprice_reason
 
 
 def require_balance(conn: sa.Connection, account_id: str, amount: int) -> None:
@@ -27,7 +28,7 @@ def charge(conn: sa.Connection, *, account_id: str, job_id: str, amount: int) ->
     if not accounts_store.try_debit(conn, account_id, amount):
         raise _short(amount)
     accounts_store.add_ledger_entry(
-        conn, account_id=account_id, job_id=job_id, delta=-amount, reason="debit"
+        conn, account_id=account_id, job_id=job_id, delta=-amount, reason=LedgerReason.DEBIT.value
     )
 
 
@@ -39,7 +40,11 @@ def refund(conn: sa.Connection, job: JobRecord) -> bool:
     amount = billed(job)
     accounts_store.add_credits(conn, job.account_id, amount)
     accounts_store.add_ledger_entry(
-        conn, account_id=job.account_id, job_id=job.id, delta=amount, reason="refund"
+        conn,
+        account_id=job.account_id,
+        job_id=job.id,
+        delta=amount,
+        reason=LedgerReason.REFUND.value,
     )
     return True
 
@@ -59,7 +64,7 @@ def reprice(conn: sa.Connection, job: JobRecord, route_index: int, price: int) -
         account_id=job.account_id,
         job_id=job.id,
         delta=current - price,
-        reason=f"reprice:{route_index}",
+        reason=reprice_reason(route_index),
     )
     return price
 

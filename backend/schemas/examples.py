@@ -38,6 +38,9 @@ OUTPUT_URL = (
     f"https://genhook.example/v1/outputs/{GENERATION_ID}?expires=1747301496&signature={SIGNATURE}"
 )
 PROVIDER_OUTPUT_URL = "https://cdn.provider.example/renders/8f3c2a1e.mp4"
+LEDGER_ENTRY_ID = "led_5821"
+#: What ``GET /v1/account/ledger`` hands out to reach the entries before the example's debit.
+LEDGER_CURSOR = "WzU4MjFd"
 #: What ``GET /v1/video/generations`` hands out to reach the page after the example's job.
 CURSOR = "WyIyMDI1LTA1LTE0VDA5OjMwOjAwKzAwOjAwIiwgInZnZW5fMDFqdjcyMjhlMDR0ZmY1OXRkd2g5ZWRkMXIiXQ"
 DEFAULT_EVENTS: list[JsonValue] = [
@@ -188,6 +191,28 @@ ACCOUNT: JsonDict = {
     "credits": 47,
     "created_at": "2025-04-14T09:30:00Z",
 }
+
+#: The builder's first generation charged: 50 signup credits less 3 (``ACCOUNT``'s 47).
+LEDGER_ENTRY: JsonDict = {
+    "object": "ledger_entry",
+    "id": LEDGER_ENTRY_ID,
+    "created_at": CREATED_AT,
+    "delta": -3,
+    "reason": "debit",
+    "route_index": None,
+    "job_id": GENERATION_ID,
+    "note": None,
+    "balance_after": 47,
+}
+
+LEDGER_LIST: JsonDict = {
+    "object": "list",
+    "data": [LEDGER_ENTRY],
+    "has_more": True,
+    "next_cursor": LEDGER_CURSOR,
+}
+
+LEDGER_LIST_QUERY: JsonDict = {"limit": 20, "cursor": LEDGER_CURSOR}
 
 CATALOG_ENTRY: JsonDict = {
     "object": "model",

@@ -8,8 +8,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from backend.errors import Conflict
+from backend.store.ledger import LedgerReason
 from backend.store.tables import accounts, api_keys, credit_ledger
 from backend.store.types import record_from_row, utcnow
+
+#: Largest balance an account can hold: the range of the ``credits`` column (a PostgreSQL
+#: ``integer``).
+MAX_CREDITS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,9 @@ def create_account(
             account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix, created_at=now
         )
     )
-    add_ledger_entry(conn, account_id=account_id, job_id=None, delta=credits, reason="signup")
+    add_ledger_entry(
+        conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
+    )
     return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
 
 
@@ -100,12 +107,38 @@ def add_credits(conn: sa.Connection, account_id: str, amount: int) -> None:
     )
 
 
+def try_adjust_credits(conn: sa.Connection, account_id: str, amount: int) -> bool:
+    """Add ``amount`` (negative to take) if the balance stays within 0 and
+    :data:`MAX_CREDITS`; one conditional UPDATE, like :func:`try_debit`. The sum is taken
+    as a ``bigint`` so that a balance near the limit is refused, not an overflow."""
+    after = sa.cast(accounts.c.credits, sa.BigInteger) + amount
+    result = conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id, after >= 0, after <= MAX_CREDITS)
+        .values(credits=accounts.c.credits + amount)
+    )
+    return result.rowcount == 1
+
+
 def add_ledger_entry(
-    conn: sa.Connection, *, account_id: str, job_id: str | None, delta: int, reason: str
+    conn: sa.Connection,
+    *,
+    account_id: str,
+    job_id: str | None,
+    delta: int,
+    reason: str,
+    note: str | None = None,
 ) -> None:
+    """Record a change of the balance; call it after the UPDATE that made the change, in
+    the same transaction (``backend/store/ledger.py`` relies on that order)."""
     conn.execute(
         credit_ledger.insert().values(
-            account_id=account_id, job_id=job_id, delta=delta, reason=reason, created_at=utcnow()
+            account_id=account_id,
+            job_id=job_id,
+            delta=delta,
+            reason=reason,
+            note=note,
+            created_at=utcnow(),
         )
     )
 

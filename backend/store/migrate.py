@@ -27,6 +27,13 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the schema back down to ``revision`` (rolling back a release); the tests check
+    that each migration can be undone."""
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

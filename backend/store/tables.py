@@ -154,11 +154,17 @@ credit_ledger = sa.Table(
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("job_id", sa.String(40), sa.ForeignKey("jobs.id"), nullable=True),
     sa.Column("delta", sa.Integer, nullable=False),
+    # A ``LedgerReason`` (``backend/store/ledger.py``); a price drop names its route:
+    # ``reprice:2``.
     sa.Column("reason", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    # One debit and at most one refund per job, enforced by the database itself.
+    # Why an operator granted or took credits (``genhook accounts grant``); NULL otherwise.
+    sa.Column("note", sa.Text, nullable=True),
+    # One debit and at most one refund per job, enforced by the database itself (NULL job
+    # ids never collide, so signups and grants are not limited).
     sa.UniqueConstraint("job_id", "reason"),
-    sa.Index("ix_credit_ledger_account", "account_id"),
+    # An account's entries in order: pages newest first, and the balance after each one.
+    sa.Index("ix_credit_ledger_account_id", "account_id", "id"),
 )
 
 webhook_endpoints = sa.Table(

@@ -1,17 +1,19 @@
-"""``/v1/signup`` and ``/v1/account``."""
+"""``/v1/signup``, ``/v1/account`` and its credit ledger."""
 
 from __future__ import annotations
 
 import falcon
 
 from backend.accounts import create_account, get_account, signup_answer
-from backend.api.body import parse_body
+from backend.api.body import parse_body, parse_query
 from backend.api.idempotent import write_answer
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.errors import Forbidden, NotFound
 from backend.idempotency import HEADER, SIGNUP_SCOPE, Answer, key_from_header, run_once
+from backend.ledger import ledger_page
 from backend.schemas.accounts import Account, SignupRequest, SignupResponse
+from backend.schemas.ledger import LedgerList, LedgerListQuery
 
 
 class SignupResource:
@@ -68,3 +70,25 @@ class AccountResource:
             credits=account.credits,
             created_at=account.created_at,
         ).model_dump_json()
+
+
+class LedgerResource:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @operation(
+        operation_id="listLedger",
+        summary="The credit ledger, newest first",
+        description="Every change of the calling account's balance, a page at a time: the "
+        "signup credits, each generation's debit, refunds of failed or canceled ones, "
+        "failover price drops and operators' grants, each with the balance after it. Pass "
+        "`next_cursor` as `cursor` while `has_more` is true. The balance always equals the "
+        "sum of the ledger.",
+        tags=("accounts",),
+        query=LedgerListQuery,
+        responses={200: LedgerList},
+        errors=(422,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = parse_query(req, LedgerListQuery)
+        resp.text = ledger_page(self.ctx, req.context.account_id, query).model_dump_json()

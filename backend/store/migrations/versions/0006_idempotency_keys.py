@@ -1,7 +1,7 @@
 """idempotency keys of POST /v1/video/generations and POST /v1/signup
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-29 22:50:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import backend.store.types
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
