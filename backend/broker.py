@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
@@ -30,8 +34,33 @@ def build_broker(redis_url: str) -> RedisBroker:
     return broker
 
 
+log = logging.getLogger(__name__)
+
+
+class RecoverOnBoot(dramatiq.Middleware):
+    """A worker that starts (after a crash, a deploy, a restart) runs a recovery pass at
+    once, rather than leaving its predecessor's lost messages to the scheduler's next one."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        threading.Thread(target=_recover_at_boot, name="genhook-boot-recovery", daemon=True).start()
+
+
+def _recover_at_boot() -> None:
+    from backend.context import get_context
+    from backend.scheduler import recover_now
+
+    ctx = get_context()
+    if not ctx.settings.recovery_on_worker_start:
+        return
+    try:
+        recover_now(ctx)
+    except Exception:  # never take the worker down: the scheduler's passes still run
+        log.exception("recovery pass at worker start failed")
+
+
 def install_broker(redis_url: str) -> RedisBroker:
     """Build the broker and make it Dramatiq's global one, before any actor is declared."""
     broker = build_broker(redis_url)
+    broker.add_middleware(RecoverOnBoot())
     dramatiq.set_broker(broker)
     return broker

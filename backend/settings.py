@@ -182,7 +182,24 @@ class Settings(BaseSettings):
     sweep_stall_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="A job step overdue by this much is considered lost and re-enqueued.",
+        description="For the periodic sweep: a job step overdue by this much is considered "
+        "lost and re-enqueued.",
+    )
+    recovery_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Period of the fast recovery pass: cheap indexed queries for overdue "
+        "submissions, polls and deliveries (a lost message, a killed worker).",
+    )
+    recovery_on_worker_start: bool = Field(
+        default=True,
+        description="A worker runs the fast recovery pass as it starts.",
+    )
+    recovery_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="Work overdue by more than this, and not locked by a live worker, is "
+        "enqueued again by the fast recovery pass.",
     )
 
     # Provider health: a circuit breaker per route, fed by real calls and a scheduled probe.

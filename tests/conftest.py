@@ -133,6 +133,8 @@ def make_settings(
         "webhook_allowed_networks": LOOPBACK,
         "webhook_timeout_seconds": 2.0,
         "webhook_retry_schedule": "0s,0.1s,0.2s",
+        # Tests that lose messages on purpose recover them themselves (test_recovery.py).
+        "recovery_on_worker_start": False,
         **extra,
     }
     return Settings.model_validate(values)

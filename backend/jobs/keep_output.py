@@ -33,8 +33,7 @@ from backend.webhooks.guarded_transport import total_time_limit
 log = logging.getLogger(__name__)
 
 #: One copy attempt may take this long (a large file over a slow CDN), within Dramatiq's
-#: 10-minute limit per message; the chain's next poll is set this far ahead meanwhile, so
-#: the sweep does not start a second copy.
+#: 10-minute limit per message.
 COPY_TIME_LIMIT_SECONDS = 480.0
 
 
@@ -76,11 +75,8 @@ def keep(ctx: Context, job: JobRecord) -> None:
     source = job.provider_output_url
     provider = ctx.providers.get(job.provider)
     headers = provider.output_headers(source) if provider is not None else {}
-    now = ctx.now()
-    with ctx.store.begin() as conn:
-        jobs_store.update_job(
-            conn, job.id, next_poll_at=now + timedelta(seconds=COPY_TIME_LIMIT_SECONDS)
-        )
+    # The job's lock, renewed while the copy runs, keeps the recovery passes from starting
+    # a second one; if this worker dies, the lock lapses and a pass starts the copy again.
     try:
         with total_time_limit(COPY_TIME_LIMIT_SECONDS):
             stored = copy_output(

@@ -1,17 +1,31 @@
-"""Step 5: the recovery sweeps that make "nothing lost" true (and retention's deletes).
+"""Step 5: the recovery passes that make "nothing lost" true (and retention's deletes).
 
-Messages live in Redis and Redis may lose them (a restart, a crash between a commit and an
-enqueue). The database knows what every job is waiting for, so a periodic sweep finds
-work that is overdue and enqueues it again; the steps themselves are idempotent, so a
-sweep that races a late message does no harm.
+Messages live in Redis and Redis may lose them (a restart, a flush, a worker killed with
+its messages, a crash between a commit and an enqueue). The database knows what every job
+and delivery is waiting for, so:
+
+- every few seconds ``recover_overdue`` runs three cheap indexed queries for work overdue
+  by more than ``recovery_grace_seconds`` (a submission, a poll, a delivery attempt) and
+  enqueues it again, at once (no grace) when a worker or scheduler starts and when Redis
+  comes back empty or restarted, so a lost message costs well under a minute;
+- every ``sweep_interval_seconds`` ``run_sweeps`` also fails and refunds jobs past their
+  maximum wait and deletes what retention says to.
+
+Work whose lock is held (a long provider call, a copy) is not overdue, it is running; work
+due later (a delayed retry, a long render's next poll) is waiting: neither is touched. The
+steps are idempotent, so a pass that races a late message does no harm.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
+
+from backend import redis_keys
 from backend.context import Context
 from backend.jobs import failover, finish
 from backend.jobs.tokens import new_poll_token
@@ -32,6 +46,28 @@ class SweepReport:
     redelivered: int
     outputs_deleted: int = 0
     idempotency_keys_forgotten: int = 0
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    resubmitted: int
+    repolled: int
+    redelivered: int
+
+
+def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> RecoveryReport:
+    """Enqueue again what is overdue by more than ``grace_seconds`` (default: the
+    ``recovery_grace_seconds`` setting; 0 right after a start or a Redis loss)."""
+    grace = ctx.settings.recovery_grace_seconds if grace_seconds is None else grace_seconds
+    cutoff = ctx.now() - timedelta(seconds=grace)
+    report = RecoveryReport(
+        resubmitted=resubmit_stalled(ctx, cutoff),
+        repolled=repoll_stalled(ctx, cutoff),
+        redelivered=redeliver_stalled(ctx, cutoff),
+    )
+    if any(vars(report).values()):
+        log.info("recovered overdue work: %s", report)
+    return report
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
@@ -70,23 +106,25 @@ def expire_overdue(ctx: Context) -> int:
     return expired
 
 
-def resubmit_stalled(ctx: Context) -> int:
+def resubmit_stalled(ctx: Context, cutoff: datetime | None = None) -> int:
     with ctx.store.begin() as conn:
-        ids = jobs_store.stalled_pending(conn, _stall_cutoff(ctx))
-        for job_id in ids:  # touch them so the next sweep waits a full stall period again
+        found = jobs_store.stalled_pending(conn, cutoff or _stall_cutoff(ctx))
+        ids = _not_running(ctx, found, redis_keys.job_lock)
+        for job_id in ids:  # touch them so the next pass waits a full grace period again
             jobs_store.update_job(conn, job_id, updated_at=ctx.now())
     for job_id in ids:
         ctx.queue.submit_job(job_id)
     return len(ids)
 
 
-def repoll_stalled(ctx: Context) -> int:
+def repoll_stalled(ctx: Context, cutoff: datetime | None = None) -> int:
     """Start a fresh poll chain for jobs whose poll is overdue; the new token retires any
     old chain that might still be alive."""
     now = ctx.now()
     restarted: list[tuple[str, str]] = []
     with ctx.store.begin() as conn:
-        for job_id in jobs_store.stalled_polls(conn, _stall_cutoff(ctx)):
+        found = jobs_store.stalled_polls(conn, cutoff or _stall_cutoff(ctx))
+        for job_id in _not_running(ctx, found, redis_keys.job_lock):
             token = new_poll_token()
             jobs_store.update_job(
                 conn,
@@ -100,11 +138,12 @@ def repoll_stalled(ctx: Context) -> int:
     return len(restarted)
 
 
-def redeliver_stalled(ctx: Context) -> int:
+def redeliver_stalled(ctx: Context, cutoff: datetime | None = None) -> int:
     """Re-enqueue deliveries whose attempt was due long ago: their message was lost (a
     Redis restart, a crash between commit and enqueue). Retries still waiting are left be."""
     with ctx.store.begin() as conn:
-        ids = deliveries_store.stalled_deliveries(conn, _stall_cutoff(ctx))
+        found = deliveries_store.stalled_deliveries(conn, cutoff or _stall_cutoff(ctx))
+        ids = _not_running(ctx, found, redis_keys.delivery_lock)
         for delivery_id in ids:
             deliveries_store.reschedule(conn, delivery_id, ctx.now())
     for delivery_id in ids:
@@ -116,6 +155,21 @@ def forget_idempotency_keys(ctx: Context) -> int:
     """Delete answers remembered for idempotency keys past their 24 hours (a batch a run)."""
     with ctx.store.begin() as conn:
         return idempotency_store.delete_expired(conn, ctx.now())
+
+
+def _not_running(ctx: Context, ids: list[str], lock_key: Callable[[str], str]) -> list[str]:
+    """``ids`` less those whose lock is held: a live worker is on them (locks are renewed
+    while a step runs and expire soon after their holder dies). Without Redis: all."""
+    if not ids:
+        return ids
+    try:
+        pipe = ctx.redis.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.exists(lock_key(item_id))
+        held = pipe.execute()
+    except redis.RedisError:
+        return ids
+    return [item_id for item_id, locked in zip(ids, held, strict=True) if not locked]
 
 
 def _stall_cutoff(ctx: Context) -> datetime:

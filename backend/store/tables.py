@@ -103,6 +103,8 @@ jobs = sa.Table(
     sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
     sa.Index("ix_jobs_output_stored", "output_stored_at"),
     sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+    # The fast recovery pass's overdue polls.
+    sa.Index("ix_jobs_status_next_poll", "status", "next_poll_at"),
 )
 
 images = sa.Table(

@@ -1,4 +1,5 @@
-"""idempotency keys of POST /v1/video/generations and POST /v1/signup
+"""idempotency keys of POST /v1/video/generations and POST /v1/signup; an index for the
+fast recovery pass's overdue polls
 
 Revision ID: 0006
 Revises: 0005
@@ -35,8 +36,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_idempotency_keys_expires_at", "idempotency_keys", ["expires_at"], unique=False
     )
+    op.create_index("ix_jobs_status_next_poll", "jobs", ["status", "next_poll_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_status_next_poll", table_name="jobs")
     op.drop_index("ix_idempotency_keys_expires_at", table_name="idempotency_keys")
     op.drop_table("idempotency_keys")
