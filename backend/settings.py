@@ -274,7 +274,7 @@ class Settings(BaseSettings):
         gt=0,
         description="After SIGTERM, how long a worker lets its running steps finish; a step "
         "still running then has its message requeued for another worker and its lock "
-        "released, and the worker exits.",
+        "released, and the worker exits. `genhook up` caps it so its 20 s stop holds.",
     )
 
     @field_validator("catalog_file", mode="before")

@@ -24,7 +24,16 @@ from backend.context import Context, build_context
 from backend.providers.registry import build_providers
 from backend.settings import Settings
 from backend.simulator.credentials import PREFIXES, provider_settings
-from backend.stack import Child, Supervisor, child_env, wait_until_ready
+from backend.stack import (
+    APPS,
+    REDIS,
+    SIMULATOR,
+    STAGE_DEADLINES_SECONDS,
+    Child,
+    Supervisor,
+    child_env,
+    wait_until_ready,
+)
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
 
@@ -33,6 +42,11 @@ STACK_ENV_FILE = "stack.env"
 DEMO_EMAIL = "demo@genhook.local"
 #: Networks ``genhook up`` lets webhooks reach, so a receiver on this machine works.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
+#: What a Dramatiq worker takes to exit beyond its shutdown timeout: up to a second each
+#: for its processes to notice the signal, its consumers to stop and its parent to notice.
+WORKER_STOP_OVERHEAD_SECONDS = 3.0
+#: The longest worker shutdown timeout that fits the first stage of ``genhook up``'s stop.
+MAX_WORKER_SHUTDOWN_SECONDS = STAGE_DEADLINES_SECONDS[APPS] - WORKER_STOP_OVERHEAD_SECONDS
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ def run_up(settings: Settings, *, port: int) -> int:
                 "redis",
                 bundled_redis.server_command(var_dir / "redis", redis_port),
                 child_env({}),
+                stop_stage=REDIS,
             )
         )
     allowed = ",".join(
@@ -89,10 +104,17 @@ def run_up(settings: Settings, *, port: int) -> int:
     sim = urlsplit(settings.simulator_url)
     api_bind = f"{settings.api_host}:{port}"
     simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
+    worker = settings.model_copy(
+        update={
+            "worker_shutdown_timeout_seconds": min(
+                settings.worker_shutdown_timeout_seconds, MAX_WORKER_SHUTDOWN_SECONDS
+            )
+        }
+    )
     children += [
-        Child("simulator", simulator, env),
+        Child("simulator", simulator, env, stop_stage=SIMULATOR),
         Child("api", gunicorn_command(api_bind, settings.api_workers, API_APP), env),
-        Child("worker", worker_command(settings), env),
+        Child("worker", worker_command(worker), env),
         Child("scheduler", python_command("-m", "backend.cli", "scheduler"), env),
     ]
 

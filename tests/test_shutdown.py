@@ -1,5 +1,5 @@
 """Graceful shutdown with the real processes: SIGTERM lets in-flight work finish or hands it
-to another worker, within bounds.
+to another worker, within bounds, and ``genhook up`` ends its whole process tree in 20 s.
 
 The worker stories run ``genhook worker`` processes against the test's database and Redis,
 with no scheduler and sweeps set an hour apart, so only the worker's own shutdown can explain
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -26,14 +28,19 @@ from backend.jobs.create import create_generation
 from backend.jobs.finish import fail
 from backend.scheduler import STOP_TIMEOUT_SECONDS
 from backend.schemas.generations import GenerationCreate
+from backend.stack import STOP_BUDGET_SECONDS
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
-from tests.conftest import wait_until
+from tests.conftest import PG_URL, wait_until
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.stack import (
+    EXTERNAL,
     GENHOOK,
+    children_of,
     sessions_alive,
+    start_stack,
 )
+from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.e2e
 
@@ -219,3 +226,74 @@ def test_a_stopping_scheduler_gives_a_hung_run_its_bound_then_frees_its_lock(
     assert scheduler.returncode == 0
     assert not ctx.redis.exists(lock)
     assert "1 run(s) unfinished" in (tmp_path / "scheduler.log").read_text()
+
+
+# --- genhook up ----------------------------------------------------------------------
+
+VARIANTS = ["embedded"] + (["postgres+redis"] if PG_URL and EXTERNAL else [])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_genhook_up_stops_its_whole_tree_within_20_s_with_work_in_flight(
+    variant: str, tmp_path: Path
+) -> None:
+    # Given a stack whose worker is stuck in a webhook POST (the receiver hangs, and the
+    # webhook timeout is longer than the stop budget) and whose API is stuck reading a
+    # request body that never comes
+    extra = {"GENHOOK_WEBHOOK_TIMEOUT_SECONDS": "60"}
+    if variant == "postgres+redis":
+        extra |= {"GENHOOK_DATABASE_URL": PG_URL, "GENHOOK_REDIS_URL": EXTERNAL}
+    receiver = WebhookReceiver()
+    receiver.reply(*[Reply(delay=60.0)] * 5)
+    with serve_wsgi(receiver) as url:
+        stack = start_stack(tmp_path, extra)
+        sessions = list(children_of(stack.process.pid))
+        try:
+            for _ in range(3):
+                stack.submit(webhook_url=f"{url}/hook")
+            receiver.wait_for(1, timeout=30)
+            slow_client = _half_sent_request(stack.base_url, stack.api_key)
+
+            # When genhook up gets SIGTERM
+            began = time.monotonic()
+            stack.process.send_signal(signal.SIGTERM)
+            stack.process.wait(STOP_BUDGET_SECONDS + 10)
+            wait_until(lambda: not sessions_alive(sessions), 10)
+            took = time.monotonic() - began
+        finally:
+            _kill(stack.process, sessions)
+        slow_client.close()
+
+    # Then it and every process it started are gone within 20 s, each having stopped by
+    # itself (nothing was killed at a deadline)
+    output = stack.output()
+    print(f"genhook up ({variant}) stopped in {took:.1f}s")  # shown with pytest -s
+    assert took < STOP_BUDGET_SECONDS, f"stopped in {took:.1f}s\n{output}"
+    assert stack.process.returncode == 0 and "genhook: stopped." in output
+    assert len(sessions) >= 4 and sessions_alive(sessions) == []
+    assert "did not stop in time" not in output, output
+    # ...the worker having handed its stuck delivery back rather than lose it
+    assert "requeued for another worker" in output, output
+
+
+def _half_sent_request(base_url: str, api_key: str) -> socket.socket:
+    """A client that sends an authenticated POST's headers and then a byte of its body: a
+    gunicorn worker waits for the rest until the graceful timeout."""
+    address = httpx.URL(base_url)
+    client = socket.create_connection((address.host, address.port or 80))
+    client.sendall(
+        b"POST /v1/video/generations HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {api_key}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    time.sleep(0.5)  # let a worker take it
+    return client
+
+
+def _kill(process: subprocess.Popen[str], sessions: list[int]) -> None:
+    """Never leave a stray process of a failed test running."""
+    for pid in sessions_alive(sessions):
+        os.kill(pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
