@@ -23,14 +23,17 @@ import sqlalchemy as sa
 
 from backend import redis_keys
 from backend.accounts import NewAccount
+from backend.commands import worker_command
 from backend.context import Context
 from backend.jobs.create import create_generation
 from backend.jobs.finish import fail
 from backend.scheduler import STOP_TIMEOUT_SECONDS
 from backend.schemas.generations import GenerationCreate
-from backend.stack import STOP_BUDGET_SECONDS
+from backend.settings import Settings
+from backend.stack import APPS, STAGE_DEADLINES_SECONDS, STOP_BUDGET_SECONDS
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
+from backend.up import WORKER_STOP_OVERHEAD_SECONDS, capped_for_up
 from tests.conftest import PG_URL, wait_until
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.stack import (
@@ -229,6 +232,20 @@ def test_a_stopping_scheduler_gives_a_hung_run_its_bound_then_frees_its_lock(
 
 
 # --- genhook up ----------------------------------------------------------------------
+
+
+def test_genhook_up_cuts_a_long_worker_bound_to_fit_its_stop() -> None:
+    # Given an operator's worker bound longer than genhook up's 20 s stop allows
+    long = Settings(worker_shutdown_timeout_seconds=60)
+
+    # Then the worker genhook up starts drains only as long as fits before the first
+    # stage's deadline, with Dramatiq's own overhead
+    command = worker_command(capped_for_up(long))
+    bound = int(command[command.index("--worker-shutdown-timeout") + 1]) / 1000
+    assert bound + WORKER_STOP_OVERHEAD_SECONDS <= STAGE_DEADLINES_SECONDS[APPS]
+    # ...and the default is kept as it is
+    assert capped_for_up(Settings()).worker_shutdown_timeout_seconds == 12
+
 
 VARIANTS = ["embedded"] + (["postgres+redis"] if PG_URL and EXTERNAL else [])
 
