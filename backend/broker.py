@@ -11,6 +11,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
 from backend.redis_client import connect
+from backend.shutdown import RequeueUnfinished
 
 #: Retries of an actor that raised (a database hiccup, say): few and quick, because the
 #: recovery sweep covers anything that still fails.
@@ -31,6 +32,7 @@ def build_broker(redis_url: str) -> RedisBroker:
             max_backoff=MAX_RETRY_BACKOFF_MS,
         )
     )
+    broker.add_middleware(RequeueUnfinished())
     return broker
 
 

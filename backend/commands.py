@@ -31,8 +31,12 @@ def gunicorn_command(bind: str, workers: int, app: str, *, threads: int = 1) -> 
 
 
 def worker_command(settings: Settings) -> list[str]:
+    """Dramatiq drains on SIGTERM for the shutdown timeout (its own default is 10 minutes);
+    what is still running then is requeued by ``backend.shutdown``."""
+    shutdown_ms = round(settings.worker_shutdown_timeout_seconds * 1000)
     return python_command(
         "-m", "dramatiq", "backend.actors",
         "--processes", str(settings.worker_processes),
         "--threads", str(settings.worker_threads),
+        "--worker-shutdown-timeout", str(shutdown_ms),
     )  # fmt: skip

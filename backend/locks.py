@@ -9,6 +9,10 @@ A lock lives ``ttl_seconds`` (short) and is renewed in the background while its 
 by redis-py's token-checked ``Lock.reacquire``: a step that takes minutes keeps its lock,
 and a worker killed with SIGKILL frees it within ``ttl_seconds``. A step that finds its
 lock taken comes back with a growing delay (:func:`busy_retry_delay`), never at once.
+
+Each lock held is remembered with the thread holding it, so a worker that stops before a
+step finishes can hand the step's lock back with its message (``backend/shutdown.py``)
+instead of leaving the next worker to wait for the lock's TTL.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import redis
@@ -93,6 +97,10 @@ def _renew_period(lock: Lock) -> float:
 
 _renewer = _Renewer()
 
+#: Locks held right now in this process, by the id of the thread holding them.
+_held: dict[int, list[Lock]] = {}
+_held_guard = threading.Lock()
+
 
 @contextmanager
 def held(client: redis.Redis, key: str, ttl_seconds: float) -> Iterator[bool]:
@@ -107,16 +115,49 @@ def held(client: redis.Redis, key: str, ttl_seconds: float) -> Iterator[bool]:
         yield True
         return
     if acquired:
+        _remember(lock)
         _renewer.add(lock)
     try:
         yield acquired
     finally:
-        if acquired:
-            _renewer.remove(lock)
-            try:
-                lock.release()
-            except (redis.RedisError, redis.exceptions.LockError) as exc:
-                log.warning("could not release lock %s: %s", key, exc)
+        if acquired and _forget(lock):  # else a stopping worker already released it
+            _release(lock)
+
+
+def release_held_by(thread_ids: Iterable[int]) -> int:
+    """Release every lock these threads hold (a stopping worker gives up their steps);
+    returns how many. The token check keeps a lock that already expired and was taken by
+    another worker untouched."""
+    with _held_guard:
+        locks = [lock for tid in thread_ids for lock in _held.pop(tid, [])]
+    for lock in locks:
+        _release(lock)
+    return len(locks)
+
+
+def _remember(lock: Lock) -> None:
+    with _held_guard:
+        _held.setdefault(threading.get_ident(), []).append(lock)
+
+
+def _forget(lock: Lock) -> bool:
+    """Whether the lock was still this thread's to release."""
+    with _held_guard:
+        mine = _held.get(threading.get_ident(), [])
+        found = lock in mine
+        if found:
+            mine.remove(lock)
+        if not mine:
+            _held.pop(threading.get_ident(), None)
+        return found
+
+
+def _release(lock: Lock) -> None:
+    _renewer.remove(lock)
+    try:
+        lock.release()
+    except (redis.RedisError, redis.exceptions.LockError) as exc:
+        log.warning("could not release lock %s: %s", lock.name, exc)
 
 
 def job_lock(client: redis.Redis, job_id: str) -> AbstractContextManager[bool]:

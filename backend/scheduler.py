@@ -4,23 +4,37 @@ across every scheduler.
 Several schedulers may run (one per host, say); a Redis lock makes sure each pass runs once
 per period. The passes themselves are in ``backend/jobs/sweep.py``, the probe in
 ``backend/providers/probe.py``.
+
+SIGTERM (or Ctrl-C) stops it: no new run starts, a run in progress gets
+``STOP_TIMEOUT_SECONDS`` to finish, and the process exits. A run cut short changes nothing
+half-way (each sweep's changes are compare-and-sets in transactions) and its lock is
+released, so the next scheduler sweeps at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from types import FrameType
 
 import redis
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from backend import redis_keys
 from backend.context import Context
 from backend.jobs.sweep import recover_overdue, run_sweeps
-from backend.locks import held
+from backend.locks import held, release_held_by
 from backend.providers.probe import probe_routes
 
 log = logging.getLogger(__name__)
+
+#: After SIGTERM, how long a sweep or probe already running may take to finish.
+STOP_TIMEOUT_SECONDS = 10.0
 
 #: Holds the run id of the Redis server the last fast pass saw: missing (flushed, or a
 #: restart without persistence) or different (a restart) means messages were lost.
@@ -33,12 +47,10 @@ class OverdueRecovery:
     When Redis was flushed or restarted (or could not be reached), every message it held
     may be gone: that pass takes everything due, with no grace."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self) -> None:
         self.redis_was_down = False
 
-    def __call__(self) -> None:
-        ctx = self.ctx
+    def __call__(self, ctx: Context) -> None:
         try:
             lost = redis_lost_messages(ctx) or self.redis_was_down
         except redis.RedisError as exc:
@@ -94,13 +106,50 @@ def probe_once(ctx: Context) -> None:
         probe_routes(ctx)
 
 
+class Runs:
+    """The sweeps and probes running right now, by thread, so a stop can wait for them."""
+
+    def __init__(self) -> None:
+        self._threads: set[int] = set()
+        self._changed = threading.Condition()
+
+    def track(self, run: Callable[[Context], None]) -> Callable[[Context], None]:
+        @functools.wraps(run)
+        def tracked(ctx: Context) -> None:
+            with self._changed:
+                self._threads.add(threading.get_ident())
+            try:
+                run(ctx)
+            finally:
+                with self._changed:
+                    self._threads.discard(threading.get_ident())
+                    self._changed.notify_all()
+
+        return tracked
+
+    def wait_idle(self, timeout_seconds: float) -> set[int]:
+        """Wait for every run to end; returns the threads of those still running."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._threads, timeout_seconds)
+            return set(self._threads)
+
+
 def run_forever(ctx: Context) -> None:
     """Sweep now and then every ``sweep_interval_seconds``, and probe the providers now and
-    then every ``provider_health_interval_seconds``, until the process is stopped."""
-    scheduler = BlockingScheduler(timezone=UTC)
+    then every ``provider_health_interval_seconds``, until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runs = Runs()
+    scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        OverdueRecovery(ctx),
+        runs.track(OverdueRecovery()),
         "interval",
+        args=[ctx],
         seconds=ctx.settings.recovery_interval_seconds,
         next_run_time=datetime.now(UTC),
         id="overdue-recovery",
@@ -108,7 +157,7 @@ def run_forever(ctx: Context) -> None:
         coalesce=True,
     )
     scheduler.add_job(
-        sweep_once,
+        runs.track(sweep_once),
         "interval",
         args=[ctx],
         seconds=ctx.settings.sweep_interval_seconds,
@@ -118,7 +167,7 @@ def run_forever(ctx: Context) -> None:
         coalesce=True,
     )
     scheduler.add_job(
-        probe_once,
+        runs.track(probe_once),
         "interval",
         args=[ctx],
         seconds=ctx.settings.provider_health_interval_seconds,
@@ -137,7 +186,27 @@ def run_forever(ctx: Context) -> None:
         "scheduler: provider health probe every %gs",
         ctx.settings.provider_health_interval_seconds,
     )
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=False)
+    scheduler.start()
+    stop.wait()
+    stop_within(scheduler, runs, STOP_TIMEOUT_SECONDS)
+
+
+def stop_within(scheduler: BackgroundScheduler, runs: Runs, timeout_seconds: float) -> None:
+    """Start nothing new, give the runs in progress ``timeout_seconds``, then return; if one
+    is still running, release its locks and end the process at once (the interpreter would
+    otherwise wait for that thread at exit, for as long as it takes)."""
+    scheduler.shutdown(wait=False)
+    unfinished = runs.wait_idle(timeout_seconds)
+    if not unfinished:
+        log.info("scheduler stopped")
+        return
+    released = release_held_by(unfinished)
+    log.warning(
+        "scheduler stopped with %d run(s) unfinished after %gs (%d lock(s) released); "
+        "the next sweep does their work",
+        len(unfinished),
+        timeout_seconds,
+        released,
+    )
+    logging.shutdown()
+    os._exit(0)

@@ -299,6 +299,13 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=2, ge=1, description="gunicorn worker processes.")
     worker_processes: int = Field(default=1, ge=1, description="Dramatiq worker processes.")
     worker_threads: int = Field(default=8, ge=1, description="Threads per Dramatiq process.")
+    worker_shutdown_timeout_seconds: float = Field(
+        default=12.0,
+        gt=0,
+        description="After SIGTERM, how long a worker lets its running steps finish; a step "
+        "still running then has its message requeued for another worker and its lock "
+        "released, and the worker exits. `genhook up` caps it so its 20 s stop holds.",
+    )
 
     @field_validator("catalog_file", mode="before")
     @classmethod

@@ -6,8 +6,12 @@
     worker      dramatiq backend.actors
     scheduler   genhook scheduler
 
-A child that dies is restarted (and that is said); Ctrl-C or SIGTERM stops them all, the
-API first and Redis last, so no process loses the services it depends on mid-request.
+A child that dies is restarted (and that is said). Ctrl-C or SIGTERM stops them all within
+``STOP_BUDGET_SECONDS``, in stages, so no process loses a service it depends on while it
+drains: first the API, worker and scheduler together (each finishes or hands back its
+in-flight work within its own bound: README, Stopping), then the simulator they may
+still be calling, then Redis, which the worker needs to acknowledge or requeue its messages.
+A stage's children still running at its deadline are killed, with their process groups.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ from types import FrameType
 
 import httpx
 
-#: Grace period a child gets between SIGTERM and SIGKILL.
-STOP_TIMEOUT_SECONDS = 15.0
+#: Ctrl-C or SIGTERM ends every process ``genhook up`` started within this long.
+STOP_BUDGET_SECONDS = 20.0
+#: Seconds after the stop began by which each stage must be over (``Child.stop_stage``
+#: indexes it); the last leaves a margin for killing and reaping within the budget.
+STAGE_DEADLINES_SECONDS = (17.0, 18.5, 19.5)
+#: The stages: the application processes, the simulator, Redis.
+APPS, SIMULATOR, REDIS = range(3)
 #: How long the stack may take to answer ``/readyz``.
 READY_TIMEOUT_SECONDS = 60.0
 #: A child that keeps dying is restarted at most this often.
@@ -35,6 +44,7 @@ class Child:
     name: str
     command: list[str]
     env: dict[str, str]
+    stop_stage: int = APPS
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = field(default=0)
@@ -52,17 +62,20 @@ class Child:
         if self.process is not None:
             _signal_group(self.process.pid, signal.SIGKILL)
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             # The leader only: gunicorn and Dramatiq pass the signal on to their own
             # processes, and Dramatiq reads a second SIGTERM as "kill, don't drain".
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                print(f"genhook: {self.name} did not stop in time; killing it", flush=True)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the child until ``deadline`` (monotonic), then kill what is left of it."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"genhook: {self.name} did not stop in time; killing it", flush=True)
         self.reap_group()
         self.process.wait()
 
@@ -100,9 +113,15 @@ class Supervisor:
             time.sleep(0.5)
 
     def stop_all(self) -> None:
+        """Stop the children stage by stage, within ``STOP_BUDGET_SECONDS`` in all."""
         self.stopping = True
-        for child in reversed(self.children):
-            child.stop()
+        began = time.monotonic()
+        for stage, deadline in enumerate(STAGE_DEADLINES_SECONDS):
+            group = [child for child in self.children if child.stop_stage == stage]
+            for child in group:
+                child.terminate()
+            for child in group:
+                child.wait_or_kill(began + deadline)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if not self.stopping:

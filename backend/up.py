@@ -24,7 +24,16 @@ from backend.context import Context, build_context
 from backend.providers.registry import build_providers
 from backend.settings import Settings
 from backend.simulator.credentials import PREFIXES, provider_settings
-from backend.stack import Child, Supervisor, child_env, wait_until_ready
+from backend.stack import (
+    APPS,
+    REDIS,
+    SIMULATOR,
+    STAGE_DEADLINES_SECONDS,
+    Child,
+    Supervisor,
+    child_env,
+    wait_until_ready,
+)
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
 
@@ -33,6 +42,12 @@ STACK_ENV_FILE = "stack.env"
 DEMO_EMAIL = "demo@genhook.local"
 #: Networks ``genhook up`` lets webhooks reach, so a receiver on this machine works.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
+#: What a Dramatiq worker takes to exit beyond its shutdown timeout: up to a second each
+#: for its processes to notice the signal, its consumers to stop and its parent to notice,
+#: and a second of margin for a busy machine.
+WORKER_STOP_OVERHEAD_SECONDS = 4.0
+#: The longest worker shutdown timeout that fits the first stage of ``genhook up``'s stop.
+MAX_WORKER_SHUTDOWN_SECONDS = STAGE_DEADLINES_SECONDS[APPS] - WORKER_STOP_OVERHEAD_SECONDS
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ def run_up(settings: Settings, *, port: int) -> int:
                 "redis",
                 bundled_redis.server_command(var_dir / "redis", redis_port),
                 child_env({}),
+                stop_stage=REDIS,
             )
         )
     allowed = ",".join(
@@ -90,9 +106,9 @@ def run_up(settings: Settings, *, port: int) -> int:
     api_bind = f"{settings.api_host}:{port}"
     simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
     children += [
-        Child("simulator", simulator, env),
+        Child("simulator", simulator, env, stop_stage=SIMULATOR),
         Child("api", gunicorn_command(api_bind, settings.api_workers, API_APP), env),
-        Child("worker", worker_command(settings), env),
+        Child("worker", worker_command(capped_for_up(settings)), env),
         Child("scheduler", python_command("-m", "backend.cli", "scheduler"), env),
     ]
 
@@ -118,6 +134,13 @@ def run_up(settings: Settings, *, port: int) -> int:
         supervisor.stop_all()
     print("genhook: stopped.", flush=True)
     return 0
+
+
+def capped_for_up(settings: Settings) -> Settings:
+    """The worker's settings with its shutdown timeout cut to what fits ``genhook up``'s
+    stop, so a long production value does not get the worker killed mid-drain."""
+    timeout = min(settings.worker_shutdown_timeout_seconds, MAX_WORKER_SHUTDOWN_SECONDS)
+    return settings.model_copy(update={"worker_shutdown_timeout_seconds": timeout})
 
 
 def simulated_providers(settings: Settings) -> list[str]:

@@ -106,12 +106,12 @@ def test_after_redis_lost_its_messages_everything_due_is_recovered_at_once(
 ) -> None:
     # Given a scheduler whose grace is long, and that already ran once on this Redis
     patient = with_settings(ctx, recovery_grace_seconds=3600)
-    recovery = OverdueRecovery(patient)
-    recovery()
+    recovery = OverdueRecovery()
+    recovery(patient)
     job_id = lost_job(lossy, account)
 
     # When it runs again with Redis as it was, the job is within its grace
-    recovery()
+    recovery(patient)
     assert status_of(ctx, job_id) == JobStatus.PENDING
     with ctx.store.begin() as conn:
         job = jobs_store.get_job(conn, job_id)
@@ -120,7 +120,7 @@ def test_after_redis_lost_its_messages_everything_due_is_recovered_at_once(
 
     # Then after a FLUSHALL the next pass takes everything due, grace or not
     ctx.redis.flushdb()
-    recovery()
+    recovery(patient)
     with ctx.store.begin() as conn:
         job = jobs_store.get_job(conn, job_id)
     assert job is not None and job.updated_at > touched, "resubmitted (and touched)"
