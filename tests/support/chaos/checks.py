@@ -88,7 +88,7 @@ def _statuses(engine: sa.Engine) -> dict[str, str]:
         return {r.id: r.status for r in conn.execute(sa.select(jobs.c.id, jobs.c.status))}
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     """Every count a chaos run is judged by; :meth:`problems` names the failed checks."""
 
@@ -122,6 +122,9 @@ class Report:
     extra_jobs: int = 0
     extra_credits: int = 0
     jobs_without_answer: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"<Report: {self.jobs} jobs, {len(self.problems())} failed checks>"
 
     def problems(self) -> list[str]:
         found = []

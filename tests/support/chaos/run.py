@@ -39,13 +39,16 @@ class ChaosConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Outcome:
     report: Report
     windows: list[Window]
     #: Seconds from the start of the load to the last answered submission.
     submit_seconds: float
     setup: list[tuple[str, str]]
+
+    def __repr__(self) -> str:
+        return f"<Outcome: {len(self.windows)} faults, {self.report!r}>"
 
 
 def run_chaos(config: ChaosConfig, log: Callable[[str], None] = lambda line: None) -> Outcome:
