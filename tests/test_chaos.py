@@ -145,5 +145,14 @@ def test_every_get_agrees_with_the_database(chaos: Outcome) -> None:
     assert not wrong, f"{len(wrong)} GETs disagree with the database: {_few(wrong)}"
 
 
+def test_no_get_shows_a_job_unfinished_seconds_after_it_ended(chaos: Outcome) -> None:
+    # The status cache may lag the database by a moment, not until its entry expires
+    report = chaos.report
+    assert not report.stale_gets, (
+        f"{len(report.stale_gets)} stale GETs on {report.stale_jobs} jobs, up to "
+        f"{report.longest_stale_seconds:.0f}s behind: {_few(report.stale_gets)}"
+    )
+
+
 def _few(items: list[str]) -> str:
     return ", ".join(items[:5]) + (", …" if len(items) > 5 else "")

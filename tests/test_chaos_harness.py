@@ -16,6 +16,7 @@ from tests.support.chaos.checks import (
     Report,
     check_idempotency,
     check_ledger,
+    check_stale_gets,
     check_webhooks,
 )
 from tests.support.chaos.load import Answer
@@ -166,3 +167,22 @@ def test_random_plans_hold_the_issues_faults_within_the_span_never_two_on_one_pr
                 if a is not b and VICTIMS[a.kind] == VICTIMS[b.kind] and a.at <= b.at:
                     assert b.at >= a.at + a.down
     assert random_plan(random.Random(7), 60.0) == random_plan(random.Random(7), 60.0)
+
+
+def test_a_get_showing_a_job_unfinished_long_after_it_ended_is_stale() -> None:
+    report = empty_report()
+    chain = [
+        {"status": "pending", "at": "2026-01-01T00:00:00+00:00"},
+        {"status": "completed", "at": "2026-01-01T00:01:00+00:00"},
+    ]
+    ended_at = 1767225660.0  # 2026-01-01T00:01:00Z
+    rows = [job("vgen_1", status_chain=chain), job("vgen_2", "processing", status_chain=[])]
+    answers = [
+        Answer(0.0, "get", 200, None, job_id="vgen_1", shown="processing", wall=ended_at + 3),
+        Answer(0.0, "get", 200, None, job_id="vgen_1", shown="processing", wall=ended_at + 42),
+        Answer(0.0, "get", 200, None, job_id="vgen_1", shown="completed", wall=ended_at + 50),
+        Answer(0.0, "get", 200, None, job_id="vgen_2", shown="pending", wall=ended_at + 99),
+    ]
+    check_stale_gets(report, rows, answers)
+    assert report.stale_gets == ["vgen_1 (processing 42s after completed)"]
+    assert (report.stale_jobs, report.longest_stale_seconds) == (1, 42.0)

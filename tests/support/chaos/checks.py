@@ -10,7 +10,8 @@
 * no 5xx answered to a valid request (the database is never down in these runs: cutting
   its connections leaves it up), each one listed with its time and the fault around it;
 * every ``GET /v1/video/generations/{id}`` agrees with the database at the end (status,
-  and where ``output_url`` points);
+  and where ``output_url`` points), and none during the run shows a job unfinished more
+  than ``STALE_SECONDS`` after the database recorded it terminal;
 * one job per ``Idempotency-Key`` (the load writes the key in each job's metadata).
 """
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,6 +39,8 @@ from tests.support.chaos.stack import Account
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
 #: A 5xx this long after a fault ended is still put down to it in the report.
 FAULT_AFTERMATH_SECONDS = 10.0
+#: A GET may lag the database by this much (the status cache is refreshed after commit).
+STALE_SECONDS = 5.0
 #: Examples kept per failed check.
 EXAMPLES = 5
 
@@ -118,6 +123,10 @@ class Report:
     server_errors: list[Answer] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     get_mismatches: list[str] = field(default_factory=list)
+    #: GETs during the run that showed a job unfinished long after it had ended.
+    stale_gets: list[str] = field(default_factory=list)
+    stale_jobs: int = 0
+    longest_stale_seconds: float = 0.0
     keys_with_several_jobs: list[str] = field(default_factory=list)
     extra_jobs: int = 0
     extra_credits: int = 0
@@ -146,6 +155,7 @@ class Report:
             ("failed or canceled jobs not refunded", self.failed_not_refunded),
             ("completed jobs refunded", self.completed_but_refunded),
             ("GETs that disagree with the database", self.get_mismatches),
+            (f"GETs showing a job unfinished {STALE_SECONDS:g}s after it ended", self.stale_gets),
             ("idempotency keys with more than one job", self.keys_with_several_jobs),
         ]
         for what, items in checks:
@@ -208,6 +218,9 @@ class Report:
                                       + (f" ({self.describe_server_errors()})"
                                          if self.server_errors else "")),
             ("GETs disagreeing with the database", str(len(self.get_mismatches))),
+            (f"GETs stale > {STALE_SECONDS:g}s during the run",
+             f"{len(self.stale_gets)} on {self.stale_jobs} jobs, up to "
+             f"{self.longest_stale_seconds:.1f}s behind the database"),
         ]  # fmt: skip
 
 
@@ -229,7 +242,7 @@ def check(
             sa.select(
                 jobs.c.id, jobs.c.account_id, jobs.c.status, jobs.c.metadata,
                 jobs.c.output_url, jobs.c.output_key, jobs.c.credits_charged,
-                jobs.c.refunded_at,
+                jobs.c.refunded_at, jobs.c.status_chain,
             )
         ).all()  # fmt: skip
         ledger = conn.execute(
@@ -243,6 +256,7 @@ def check(
     check_webhooks(report, rows, posts)
     check_ledger(report, rows, ledger, balances)
     check_idempotency(report, rows, {j for sub in load.submissions for j in sub.job_ids})
+    check_stale_gets(report, rows, load.answers())
     check_gets(report, rows, api_url, {a.id: a for a in accounts_used})
     return report
 
@@ -263,7 +277,7 @@ def check_submissions(report: Report, load: LoadGenerator) -> None:
     report.server_errors = [a for a in answers if a.status is not None and a.status >= 500]
 
 
-def check_webhooks(report: Report, rows: list[sa.Row], posts: list[Post]) -> None:
+def check_webhooks(report: Report, rows: Sequence[Any], posts: list[Post]) -> None:
     report.webhook_posts = len(posts)
     terminal = [p for p in posts if p.terminal]
     seen: Counter[str] = Counter(p.webhook_id for p in terminal)
@@ -278,7 +292,7 @@ def check_webhooks(report: Report, rows: list[sa.Row], posts: list[Post]) -> Non
 
 
 def check_ledger(
-    report: Report, rows: list[sa.Row], ledger: list[sa.Row], balances: dict[str, int]
+    report: Report, rows: Sequence[Any], ledger: Sequence[Any], balances: dict[str, int]
 ) -> None:
     sums: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = defaultdict(Counter)
@@ -302,10 +316,10 @@ def check_ledger(
             report.completed_but_refunded.append(row.id)
 
 
-def check_idempotency(report: Report, rows: list[sa.Row], answered: set[str]) -> None:
+def check_idempotency(report: Report, rows: Sequence[Any], answered: set[str]) -> None:
     """Jobs per key (from each job's metadata), and jobs whose client never heard of
     them (``answered`` holds the ids the API answered with)."""
-    by_key: dict[str, list[sa.Row]] = defaultdict(list)
+    by_key: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_key[str((row.metadata or {}).get("chaos_key"))].append(row)
     for key, made in by_key.items():
@@ -316,10 +330,33 @@ def check_idempotency(report: Report, rows: list[sa.Row], answered: set[str]) ->
     report.jobs_without_answer = [r.id for r in rows if r.id not in answered]
 
 
+def check_stale_gets(report: Report, rows: Sequence[Any], answers: list[Answer]) -> None:
+    """GETs answered more than ``STALE_SECONDS`` after the job's terminal transition (its
+    time as the database's status chain recorded it) that still showed another status."""
+    ended: dict[str, tuple[str, float]] = {}
+    for row in rows:
+        final = [entry for entry in row.status_chain if entry.get("status") in TERMINAL]
+        if row.status in TERMINAL and final:
+            ended[row.id] = (row.status, datetime.fromisoformat(final[0]["at"]).timestamp())
+    stale_jobs = set()
+    for answer in answers:
+        if answer.kind != "get" or answer.shown is None or answer.job_id not in ended:
+            continue
+        status, at = ended[answer.job_id]
+        behind = answer.wall - at
+        if answer.shown != status and behind > STALE_SECONDS:
+            report.stale_gets.append(
+                f"{answer.job_id} ({answer.shown} {behind:.0f}s after {status})"
+            )
+            stale_jobs.add(answer.job_id)
+            report.longest_stale_seconds = max(report.longest_stale_seconds, behind)
+    report.stale_jobs = len(stale_jobs)
+
+
 def check_gets(
-    report: Report, rows: list[sa.Row], api_url: str, owners: dict[str, Account]
+    report: Report, rows: Sequence[Any], api_url: str, owners: dict[str, Account]
 ) -> None:
-    def compare(row: sa.Row) -> str | None:
+    def compare(row: Any) -> str | None:
         owner = owners[row.account_id]
         try:
             with httpx.Client(timeout=10, trust_env=False) as client:
@@ -339,7 +376,7 @@ def check_gets(
         report.get_mismatches = [m for m in pool.map(compare, rows) if m is not None]
 
 
-def _output_path(row: sa.Row) -> str | None:
+def _output_path(row: Any) -> str | None:
     """Where the job's ``output_url`` must point: genhook's own link to a kept video, or
     the provider's URL when the copy never got in."""
     if row.output_key is not None:

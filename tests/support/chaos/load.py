@@ -41,6 +41,10 @@ class Answer:
     key: str | None = None
     job_id: str | None = None
     replayed: bool = False
+    #: The job's status in the answer's body (GETs), and the wall clock when it came, to
+    #: hold against the transition times the database recorded.
+    shown: str | None = None
+    wall: float = 0.0
 
 
 @dataclass
@@ -215,14 +219,24 @@ class LoadGenerator:
                         Answer(time.monotonic(), "get", None, type(exc).__name__, None, job_id)
                     )
                 else:
+                    shown = _status(response) if response.status_code == 200 else None
                     self._record(
-                        Answer(time.monotonic(), "get", response.status_code, None, None, job_id)
-                    )
+                        Answer(time.monotonic(), "get", response.status_code, None, None, job_id,
+                               shown=shown, wall=time.time())
+                    )  # fmt: skip
 
 
 def _job_id(response: httpx.Response) -> str | None:
     try:
         value = response.json().get("id")
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _status(response: httpx.Response) -> str | None:
+    try:
+        value = response.json().get("status")
     except ValueError:
         return None
     return value if isinstance(value, str) else None

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -216,7 +217,7 @@ class ChaosStack:
         self._database_created = True
 
     @contextlib.contextmanager
-    def _admin(self):  # type: ignore[no-untyped-def]
+    def _admin(self) -> Iterator[sa.Connection]:
         engine = sa.create_engine(
             normalize_url(self.admin_database_url), isolation_level="AUTOCOMMIT"
         )
