@@ -39,6 +39,8 @@ from tests.support.chaos.stack import Account
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
 #: A 5xx this long after a fault ended is still put down to it in the report.
 FAULT_AFTERMATH_SECONDS = 10.0
+#: How often the wait for recovery says how many jobs and webhooks are still out.
+PROGRESS_SECONDS = 30.0
 #: A GET may lag the database by this much (the status cache is refreshed after commit).
 STALE_SECONDS = 5.0
 #: Examples kept per failed check.
@@ -62,12 +64,18 @@ class Recovery:
 
 
 def wait_for_recovery(
-    engine: sa.Engine, posts: Callable[[], list[Post]], last_fault_end: float, timeout: float
+    engine: sa.Engine,
+    posts: Callable[[], list[Post]],
+    last_fault_end: float,
+    timeout: float,
+    log: Callable[[str], None] = lambda line: None,
 ) -> Recovery:
     """Watch the database and the receiver until every job is terminal and every terminal
-    job's webhook is in, or ``timeout`` seconds after the last fault ended."""
+    job's webhook is in, or ``timeout`` seconds after the last fault ended; say how many
+    are still out every ``PROGRESS_SECONDS``."""
     terminal_at = webhooks_at = None
     deadline = last_fault_end + timeout
+    next_note = last_fault_end + PROGRESS_SECONDS
     while True:
         now = time.monotonic()
         statuses = _statuses(engine)
@@ -80,6 +88,10 @@ def wait_for_recovery(
             webhooks_at = now
         if (terminal_at is not None and webhooks_at is not None) or now > deadline:
             break
+        if now >= next_note:
+            log(f"{now - last_fault_end:5.0f}s after the last fault: {len(open_jobs)} jobs "
+                f"not terminal, {len(missing)} terminal jobs without their webhook")  # fmt: skip
+            next_note += PROGRESS_SECONDS
         time.sleep(0.5)
 
     def after(at: float | None) -> float | None:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -37,6 +38,9 @@ class ChaosConfig:
     accounts: int = 3
     get_rate: float = 10.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Where the processes' logs and Redis's data go, kept afterwards; None: a temporary
+    #: directory, removed.
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -57,6 +61,7 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = lambda line: Non
         admin_database_url=config.admin_database_url,
         render_seconds=config.render_seconds,
         extra_env=config.extra_env,
+        work_dir=config.work_dir,
     )
     load: LoadGenerator | None = None
     try:
@@ -89,7 +94,7 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = lambda line: Non
         log(f"last fault over at t={last_end - load.started_at:.1f}s; waiting for recovery")
         recovery = wait_for_recovery(
             stack.engine_or_fail(), receiver.posts, last_end,
-            max(config.watch_seconds, config.deadline_seconds),
+            max(config.watch_seconds, config.deadline_seconds), log,
         )  # fmt: skip
         load.stop()
         report = check(
