@@ -85,7 +85,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--keep",
         type=Path,
         default=None,
-        help="keep the processes' logs (and Redis's data) in this new directory",
+        help="keep the processes' logs, Redis's data, and every answer, webhook POST and "
+        "fault window (JSON lines) in this new directory",
     )
     return parser.parse_args(argv)
 

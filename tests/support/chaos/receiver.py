@@ -45,6 +45,7 @@ class ChaosReceiver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._posts: list[Post] = []
+        self._closed = False
         self._server = BackgroundServer(self._app)
 
     @property
@@ -56,9 +57,17 @@ class ChaosReceiver:
         return self._server.running
 
     def start(self) -> None:
-        self._server.start()
+        with self._lock:
+            if not self._closed:
+                self._server.start()
 
     def stop(self) -> None:
+        self._server.stop()
+
+    def close(self) -> None:
+        """Stop for good: a fault's late restart starts nothing."""
+        with self._lock:
+            self._closed = True
         self._server.stop()
 
     def posts(self) -> list[Post]:

@@ -3,10 +3,11 @@ wait for recovery and the checks; everything stopped and removed afterwards."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -107,6 +108,8 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = lambda line: Non
             recovery=recovery,
             deadline_seconds=config.deadline_seconds,
         )
+        if config.work_dir is not None:
+            _save_records(config.work_dir, load, receiver, windows)
         setup = [
             ("processes", "redis-server (AOF), PostgreSQL database, simulator, genhook api "
                           "(gunicorn, 2 workers), genhook worker (1 process, 8 threads), "
@@ -120,7 +123,7 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = lambda line: Non
     finally:
         if load is not None:
             load.stop()
-        receiver.stop()
+        receiver.close()
         stack.close()
 
 
@@ -140,3 +143,21 @@ def _spoil_renders(simulator_url: str, count: int, span: float) -> threading.Thr
     thread = threading.Thread(target=run, name="chaos-spoil", daemon=True)
     thread.start()
     return thread
+
+
+def _save_records(
+    directory: Path, load: LoadGenerator, receiver: ChaosReceiver, windows: list[Window]
+) -> None:
+    """Every answer, webhook POST and fault window as JSON lines (times in seconds from
+    the start of the load), for reading after a kept run."""
+    zero = load.started_at
+    with (directory / "answers.jsonl").open("w") as out:
+        for answer in load.answers():
+            out.write(json.dumps({**asdict(answer), "at": round(answer.at - zero, 3)}) + "\n")
+    with (directory / "posts.jsonl").open("w") as out:
+        for post in receiver.posts():
+            out.write(json.dumps({**asdict(post), "at": round(post.at - zero, 3)}) + "\n")
+    with (directory / "faults.jsonl").open("w") as out:
+        for w in windows:
+            row = {**asdict(w), "start": round(w.start - zero, 3), "end": round(w.end - zero, 3)}
+            out.write(json.dumps(row) + "\n")

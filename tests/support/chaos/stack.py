@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class ChaosStack:
         self.services: dict[str, Service] = {}
         self.engine: sa.Engine | None = None
         self._database_created = False
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __enter__(self) -> ChaosStack:
         try:
@@ -188,11 +191,13 @@ class ChaosStack:
         self.services[name] = Service(name, command, env, log)
 
     def start_service(self, name: str) -> None:
-        """Start (or restart) one process and wait until it answers."""
+        """Start (or restart) one process and wait until it answers; nothing once the stack
+        is closed (a fault's restart may come after an interrupted run was cleaned up)."""
         service = self.services[name]
-        if service.alive:
-            return
-        service.start()
+        with self._lock:
+            if self._closed or service.alive:
+                return
+            service.start()
         if name == "redis":
             bundled_redis.wait_until_ready(self.redis_url, service.process)
         elif name == "simulator":
@@ -278,6 +283,8 @@ class ChaosStack:
     def close(self) -> None:
         """Kill every process group (the API first, Redis last), drop the database, remove
         the run's directory; each step runs even if an earlier one failed."""
+        with self._lock:
+            self._closed = True
         for name in ("api", "scheduler", "worker", "simulator", "redis"):
             service = self.services.get(name)
             if service is not None:
