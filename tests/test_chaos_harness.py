@@ -12,8 +12,6 @@ import httpx
 import pytest
 
 from tests.support.chaos.checks import (
-    Recovery,
-    Report,
     check_idempotency,
     check_ledger,
     check_stale_gets,
@@ -22,6 +20,7 @@ from tests.support.chaos.checks import (
 from tests.support.chaos.load import Answer
 from tests.support.chaos.plan import VICTIMS, Window, issue_plan, random_plan
 from tests.support.chaos.receiver import ChaosReceiver, Post
+from tests.support.chaos.report import Recovery, Report
 
 COMPLETED = "video.generation.completed"
 

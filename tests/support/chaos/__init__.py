@@ -11,5 +11,7 @@ and ``bench/chaos.py`` (thousands of jobs, random fault timing):
                  error or a 5xx) and GETs, every answer recorded with its time
     plan.py      fault plans (the issue's sequence, or random timing) and the runner that
                  plays one, recording each fault's window
-    checks.py    the checks after the faults, as counts in one report
+    checks.py    the wait for recovery, and the checks after the faults
+    report.py    their counts in one report: the failed checks in words, rows to print
+    run.py       one run from start to end, everything stopped and removed afterwards
 """

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.chaos.checks import Report, check, wait_for_recovery
+from tests.support.chaos.checks import check, wait_for_recovery
 from tests.support.chaos.load import LoadGenerator
 from tests.support.chaos.plan import Fault, Window, play
 from tests.support.chaos.receiver import ChaosReceiver
+from tests.support.chaos.report import Report
 from tests.support.chaos.stack import ChaosStack
 
 
