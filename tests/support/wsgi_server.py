@@ -36,6 +36,52 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class BackgroundServer:
+    """A WSGI app served from a daemon thread that can be stopped and started again on the
+    same port (a receiver that goes away for a while and comes back where it was)."""
+
+    def __init__(self, app: WSGIApplication, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: _ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        """Listen (on a free port the first time, if none was given) and serve."""
+        server = make_server(
+            self.host, self.port, self.app, server_class=_ThreadingWSGIServer,
+            handler_class=_QuietHandler,
+        )  # fmt: skip
+        self.port = server.server_port
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL_SECONDS},
+            name=f"wsgi-server-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket: connections are refused from now."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=_JOIN_TIMEOUT_SECONDS)
+        self._server = self._thread = None
+
+
 @contextmanager
 def serve_wsgi(app: WSGIApplication, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve `app` on `port` of `host` (IPv4; a free port by default) and yield its base URL
@@ -43,19 +89,9 @@ def serve_wsgi(app: WSGIApplication, host: str = "127.0.0.1", port: int = 0) -> 
 
     The server runs in a daemon thread and is shut down, and its socket closed, on exit.
     """
-    server = make_server(
-        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": _POLL_INTERVAL_SECONDS},
-        name=f"wsgi-server-{server.server_port}",
-        daemon=True,
-    )
-    thread.start()
+    server = BackgroundServer(app, host, port)
+    server.start()
     try:
-        yield f"http://{host}:{server.server_port}"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=_JOIN_TIMEOUT_SECONDS)
+        server.stop()
