@@ -44,8 +44,14 @@ class Queue:
         """A poll out of turn, because the provider called back."""
         return self._send(JOBS_QUEUE, POLL_JOB_NOW, (job_id,), delay_seconds, busy)
 
-    def deliver_webhook(self, delivery_id: str, *, delay_seconds: float = 0, busy: int = 0) -> bool:
-        return self._send(WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds, busy)
+    def deliver_webhook(
+        self, delivery_id: str, *, delay_seconds: float = 0, busy: int = 0, probe: bool = False
+    ) -> bool:
+        """``probe``: an early attempt, to see whether the destination answers again."""
+        extra: dict[str, object] = {"probe": True} if probe else {}
+        return self._send(
+            WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds, busy, extra
+        )
 
     def _send(
         self,
@@ -54,6 +60,7 @@ class Queue:
         args: tuple[str, ...],
         delay_seconds: float = 0,
         busy: int = 0,
+        extra: dict[str, object] | None = None,
     ) -> bool:
         """Enqueue; on a broker outage log and return ``False``: the database still holds
         the work, and the recovery sweep re-enqueues it."""
@@ -61,7 +68,7 @@ class Queue:
             queue_name=queue,
             actor_name=actor,
             args=args,
-            kwargs={"busy": busy} if busy else {},
+            kwargs={**({"busy": busy} if busy else {}), **(extra or {})},
             options={},
         )
         delay_ms = int(delay_seconds * 1000) or None

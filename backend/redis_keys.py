@@ -16,6 +16,9 @@
                                   string  set while one batch of a destination's waiting
                                           retries is being brought forward (deliver.py)
                                           TTL: BACKLOG_BATCH_SECONDS
+    genhook:probe:destinations    string  set while one recovery pass has probed the
+                                          destinations whose retries all wait (sweep.py)
+                                          TTL: settings.webhook_probe_interval_seconds
     genhook:lock:sweep:{name}     string  lock held by the scheduler running sweep {name}
                                           ("recovery", or "provider-health": the probe)
                                           TTL: SWEEP_LOCK_TTL_SECONDS, renewed likewise
@@ -53,8 +56,8 @@ JOB_LOCK_TTL_SECONDS = 10
 DELIVERY_LOCK_TTL_SECONDS = 10
 #: A destination back from an outage gets its waiting retries in batches, one batch per
 #: this many seconds, spread evenly over it: at most BACKLOG_BATCH_SIZE / this per second.
-BACKLOG_BATCH_SECONDS = 5
-BACKLOG_BATCH_SIZE = 25
+BACKLOG_BATCH_SECONDS = 2
+BACKLOG_BATCH_SIZE = 50
 #: A scheduler that died mid-sweep lets another take over after this.
 SWEEP_LOCK_TTL_SECONDS = 30
 #: A route unused this long forgets its render times and starts again from the catalog's.
@@ -86,6 +89,10 @@ def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) ->
 
 def backlog(destination_hash: str) -> str:
     return f"{PREFIX}:backlog:{destination_hash}"
+
+
+def destination_probe() -> str:
+    return f"{PREFIX}:probe:destinations"
 
 
 def sweep_lock(name: str) -> str:

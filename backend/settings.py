@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         description="Period of the fast recovery pass: cheap indexed queries for overdue "
         "submissions, polls and deliveries (a lost message, a killed worker).",
     )
+    webhook_probe_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A destination whose webhook retries all wait for a later slot gets one "
+        "of them tried early this often, so a receiver back from an outage gets its backlog "
+        "within about this long.",
+    )
     recovery_on_worker_start: bool = Field(
         default=True,
         description="A worker runs the fast recovery pass as it starts.",

@@ -22,13 +22,14 @@ import sqlalchemy as sa
 from falcon import testing
 from standardwebhooks import Webhook
 
-from backend import bundled_redis
+from backend import bundled_redis, redis_keys
 from backend.accounts import NewAccount, create_account
 from backend.broker import build_broker
 from backend.context import Context, build_context, use_context
 from backend.jobs.create import create_generation
 from backend.jobs.deliver import deliver
 from backend.jobs.finish import fail
+from backend.jobs.sweep import probe_waiting_destinations
 from backend.queue import Queue
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
@@ -178,6 +179,47 @@ def test_a_receiver_back_from_an_outage_gets_its_waiting_retries_at_once(
         assert delivered["status"] == "delivered"
         assert len(delivered["attempts"]) == 2
     assert deliveries_of(api, auth, elsewhere)[0]["status"] == "pending"
+
+
+def test_a_receiver_back_from_an_outage_is_found_by_a_probe_with_no_new_traffic(
+    ctx: Context,
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+) -> None:
+    # Given retries an hour apart, and a receiver down for three jobs' first attempts
+    probing = with_settings(ctx, webhook_retry_schedule=[0.0, 3600.0])
+    app, url = receiver
+    app.status = "503 Service Unavailable"
+    waiting = [submit(api, auth, webhook_url=f"{url}/hooks")["id"] for _ in range(3)]
+    for job_id in waiting:
+        assert first_attempt(api, auth, job_id)["status"] == "pending"  # next try in 1 h
+
+    # When a probe finds it still down, nothing changes but the log
+    assert probe_waiting_destinations(probing) == 1
+    probed = wait_until(
+        lambda: next(
+            (d for j in waiting for d in deliveries_of(api, auth, j) if len(d["attempts"]) == 2),
+            None,
+        )
+    )
+    assert probed["status"] == "pending"
+    with ctx.store.begin() as conn:
+        row = deliveries_store.get_delivery(conn, probed["id"])
+    assert row is not None and row.round_attempts == 1, "the probe used no slot"
+    assert row.next_attempt_at is not None and row.next_attempt_at > ctx.now() + timedelta(
+        minutes=50
+    )
+    assert probe_waiting_destinations(probing) == 0, "at most one probe an interval"
+
+    # When it is back, and no new job sends it anything, the next probe finds it
+    app.status = "200 OK"
+    ctx.redis.delete(redis_keys.destination_probe())  # the interval has passed
+    assert probe_waiting_destinations(probing) == 1
+
+    # Then every waiting webhook arrives within seconds, not in an hour
+    for job_id in waiting:
+        assert settled(api, auth, job_id)["status"] == "delivered"
 
 
 def test_account_recover_resends_failed_deliveries_to_jobs_own_urls_only_of_this_account(

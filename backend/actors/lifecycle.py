@@ -30,5 +30,5 @@ def poll_job_now(job_id: str, busy: int = 0) -> None:
 
 
 @dramatiq.actor(actor_name=queue.DELIVER_WEBHOOK, queue_name=queue.WEBHOOKS_QUEUE)
-def deliver_webhook(delivery_id: str, busy: int = 0) -> None:
-    deliver(get_context(), delivery_id, busy=busy)
+def deliver_webhook(delivery_id: str, busy: int = 0, probe: bool = False) -> None:
+    deliver(get_context(), delivery_id, busy=busy, probe=probe)

@@ -68,29 +68,38 @@ class Target:
     body: bytes
 
 
-def deliver(ctx: Context, delivery_id: str, *, busy: int = 0) -> None:
+def deliver(ctx: Context, delivery_id: str, *, busy: int = 0, probe: bool = False) -> None:
     """Make the attempt that is due. A duplicate message finds the delivery locked (and
-    comes back later, each time later still) or no longer due (and is dropped)."""
+    comes back later, each time later still) or no longer due (and is dropped).
+
+    A ``probe`` (``probe_waiting_destinations``) is an early attempt of a delivery waiting
+    for a long slot, to see whether its destination answers again: its success delivers it
+    and brings the destination's backlog forward; its failure is logged and changes nothing
+    else (the delivery keeps its slot and its count of attempts)."""
     lock = redis_keys.delivery_lock(delivery_id)
     with held(ctx.redis, lock, redis_keys.DELIVERY_LOCK_TTL_SECONDS) as mine:
         if not mine:
-            ctx.queue.deliver_webhook(
-                delivery_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1
-            )
+            if not probe:  # a probe is dropped: the next one comes soon enough
+                ctx.queue.deliver_webhook(
+                    delivery_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1
+                )
             return
-        retry_in = _attempt_if_due(ctx, delivery_id)
+        retry_in = _attempt_if_due(ctx, delivery_id, probe=probe)
     # Enqueued only once the lock is free, so even a zero delay cannot find it taken.
     if retry_in is not None:
         ctx.queue.deliver_webhook(delivery_id, delay_seconds=retry_in)
 
 
-def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
-    """Attempt the delivery if it is due; returns the delay of the next attempt, if any."""
+def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> float | None:
+    """Attempt the delivery if it is due (or probed); returns the delay of the next attempt,
+    if any."""
     now = ctx.now()
-    target = _load(ctx, delivery_id, now)
+    target = _load(ctx, delivery_id, now, early=probe)
     if target is None:
         return None
     delivery, endpoint = target.delivery, target.endpoint
+    # A probe of a delivery that came due meanwhile is an ordinary attempt.
+    probe = probe and delivery.next_attempt_at is not None and delivery.next_attempt_at > now
     unusable = endpoint.unusable_reason if endpoint is not None else None
     if unusable is not None:
         _record(ctx, target, now, _not_sent(f"not sent: {unusable}"), outcome=FAILED)
@@ -128,6 +137,20 @@ def _attempt_if_due(ctx: Context, delivery_id: str) -> float | None:
             dedup_unavailable=unavailable,
         )
         _bring_backlog_forward(ctx, target, now)
+        return None
+    if probe:
+        # Still down: logged, and the delivery waits for its slot as before.
+        _record(
+            ctx,
+            target,
+            now,
+            result,
+            outcome=PENDING,
+            sent=True,
+            next_attempt_at=delivery.next_attempt_at,
+            dedup_unavailable=unavailable,
+            probe=True,
+        )
         return None
 
     delay = _retry_delay(delivery, result, policy.schedule, now)
@@ -183,13 +206,14 @@ def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
         log.info("webhook backlog: %d retries to %s brought forward", len(moved), target.url)
 
 
-def _load(ctx: Context, delivery_id: str, now: datetime) -> Target | None:
+def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False) -> Target | None:
     with ctx.store.begin() as conn:
         delivery = deliveries_store.get_delivery(conn, delivery_id)
         if delivery is None or delivery.status != PENDING:
             return None
         if (
-            delivery.next_attempt_at is not None
+            not early
+            and delivery.next_attempt_at is not None
             and delivery.next_attempt_at > now + EARLY_TOLERANCE
         ):
             return None  # an early duplicate; the scheduled message (or the sweep) will come
@@ -256,9 +280,11 @@ def _record(
     sent: bool = False,
     next_attempt_at: datetime | None = None,
     dedup_unavailable: bool = False,
+    probe: bool = False,
 ) -> None:
     """Log the attempt and, if a request was made, keep the endpoint's health up to date,
-    in one transaction."""
+    in one transaction. A failed probe counts in neither the delivery's round nor the
+    endpoint's failing streak."""
     delivery, endpoint = target.delivery, target.endpoint
     with ctx.store.begin() as conn:
         deliveries_store.record_attempt(
@@ -273,15 +299,17 @@ def _record(
             dedup_unavailable=dedup_unavailable,
             outcome=outcome,
             next_attempt_at=next_attempt_at,
+            counts_in_round=not probe,
         )
-        if endpoint is not None and sent:
+        if endpoint is not None and sent and not probe:
             _update_endpoint_health(conn, ctx.settings, endpoint, result, at)
     log.info(
-        "delivery %s (%s to %s) attempt %d: %s%s",
+        "delivery %s (%s to %s) attempt %d%s: %s%s",
         delivery.id,
         delivery.event,
         target.url,
         delivery.attempt_count + 1,
+        " (probe)" if probe else "",
         outcome,
         f" ({result.error})" if result.error else "",
     )

@@ -53,6 +53,7 @@ class RecoveryReport:
     resubmitted: int
     repolled: int
     redelivered: int
+    probed: int = 0
 
 
 def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> RecoveryReport:
@@ -64,10 +65,43 @@ def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> Reco
         resubmitted=resubmit_stalled(ctx, cutoff),
         repolled=repoll_stalled(ctx, cutoff),
         redelivered=redeliver_stalled(ctx, cutoff),
+        probed=probe_waiting_destinations(ctx),
     )
     if any(vars(report).values()):
         log.info("recovered overdue work: %s", report)
     return report
+
+
+def probe_waiting_destinations(ctx: Context) -> int:
+    """Every ``webhook_probe_interval_seconds``, each destination whose retries all wait
+    for a later slot (it was down) gets one of them tried early. A receiver back from an
+    outage then answers 2xx, and that brings its backlog forward at once, instead of
+    waiting for the next slot of the long tail (up to hours). A failed probe changes nothing
+    (``deliver``): the deliveries keep their slots and their attempts."""
+    interval = ctx.settings.webhook_probe_interval_seconds
+    try:
+        if not ctx.redis.set(
+            redis_keys.destination_probe(), "1", nx=True, ex=max(1, round(interval))
+        ):
+            return 0  # probed less than an interval ago
+    except redis.RedisError:
+        return 0
+    later = ctx.now() + timedelta(seconds=interval)
+    probes: list[str] = []
+    with ctx.store.begin() as conn:
+        for endpoint_id, account_id, url in deliveries_store.waiting_destinations(conn, later):
+            waiting = deliveries_store.waiting_for_destination(
+                conn,
+                endpoint_id=endpoint_id,
+                account_id=account_id,
+                url=url,
+                later_than=later,
+                limit=1,
+            )
+            probes += [delivery_id for delivery_id, _ in waiting]
+    for delivery_id in probes:
+        ctx.queue.deliver_webhook(delivery_id, probe=True)
+    return len(probes)
 
 
 def run_sweeps(ctx: Context) -> SweepReport:

@@ -132,9 +132,11 @@ def record_attempt(
     dedup_unavailable: bool = False,
     outcome: str,
     next_attempt_at: datetime | None = None,
+    counts_in_round: bool = True,
 ) -> None:
     """Log one attempt and move the delivery to ``outcome`` (pending means "retry at
-    ``next_attempt_at``")."""
+    ``next_attempt_at``"). An attempt that does not count in the round (a probe) leaves the
+    delivery's place in its retry schedule as it was."""
     conn.execute(
         delivery_attempts.insert().values(
             delivery_id=delivery_id,
@@ -154,7 +156,7 @@ def record_attempt(
         .values(
             status=outcome,
             attempt_count=deliveries.c.attempt_count + 1,
-            round_attempts=deliveries.c.round_attempts + 1,
+            round_attempts=deliveries.c.round_attempts + (1 if counts_in_round else 0),
             next_attempt_at=next_attempt_at if outcome == PENDING else None,
             updated_at=now,
             delivered_at=now if outcome == DELIVERED else None,
@@ -261,6 +263,22 @@ def waiting_for_destination(
         .limit(limit)
     )
     return [(r.id, r.next_attempt_at) for r in rows]
+
+
+def waiting_destinations(
+    conn: sa.Connection, later_than: datetime, limit: int = 200
+) -> list[tuple[str | None, str, str]]:
+    """Destinations (endpoint id, account id, URL) whose every pending delivery waits for a
+    slot after ``later_than``: each is down, or was, and nothing will try it before then."""
+    rows = conn.execute(
+        sa.select(deliveries.c.endpoint_id, deliveries.c.account_id, deliveries.c.url)
+        .where(deliveries.c.status == PENDING)
+        .group_by(deliveries.c.endpoint_id, deliveries.c.account_id, deliveries.c.url)
+        .having(sa.func.min(deliveries.c.next_attempt_at) > later_than)
+        .order_by(sa.func.min(deliveries.c.next_attempt_at))
+        .limit(limit)
+    )
+    return [(r.endpoint_id, r.account_id, r.url) for r in rows]
 
 
 def move_next_attempt(conn: sa.Connection, delivery_id: str, was: datetime, at: datetime) -> bool:
