@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,12 +99,18 @@ def test_deliveries_written_before_0002_stay_deliverable(empty_database: sa.Engi
         rows = {
             r.id: r
             for r in conn.execute(
-                sa.text("SELECT id, job_state, next_attempt_at, round_attempts FROM deliveries")
+                sa.text(
+                    "SELECT id, job_state, next_attempt_at, round_attempts, url_hash"
+                    " FROM deliveries"
+                )
             )
         }
     assert rows["dlv_1"].job_state == "failed" and rows["dlv_1"].next_attempt_at is not None
     assert rows["dlv_2"].job_state == "completed" and rows["dlv_2"].next_attempt_at is None
     assert rows["dlv_1"].round_attempts == 0
+    # 0007: the unique constraint holds the URL's hash, filled in for the rows already there
+    url_hash = hashlib.sha256(b"https://hooks.example/").hexdigest()
+    assert {r.url_hash for r in rows.values()} == {url_hash}
 
 
 def test_ledger_rows_written_before_0005_keep_their_place_and_have_no_note(

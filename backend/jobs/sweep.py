@@ -46,6 +46,24 @@ class SweepReport:
     redelivered: int
     outputs_deleted: int = 0
     idempotency_keys_forgotten: int = 0
+    #: Sweeps and items that raised: logged and skipped, never stopping the rest.
+    errors: int = 0
+
+
+class _Errors:
+    """Counts what raised in one run of the sweeps; each is logged with its traceback."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def run(self, name: str, sweep: Callable[[Context], int], ctx: Context) -> int:
+        """One sweep; if it raises, the others still run."""
+        try:
+            return sweep(ctx)
+        except Exception:
+            self.count += 1
+            log.exception("sweep %s failed; the other sweeps go on", name)
+            return 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class RecoveryReport:
     repolled: int
     redelivered: int
     probed: int = 0
+    errors: int = 0
 
 
 def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> RecoveryReport:
@@ -61,11 +80,13 @@ def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> Reco
     ``recovery_grace_seconds`` setting; 0 right after a start or a Redis loss)."""
     grace = ctx.settings.recovery_grace_seconds if grace_seconds is None else grace_seconds
     cutoff = ctx.now() - timedelta(seconds=grace)
+    errors = _Errors()
     report = RecoveryReport(
-        resubmitted=resubmit_stalled(ctx, cutoff),
-        repolled=repoll_stalled(ctx, cutoff),
-        redelivered=redeliver_stalled(ctx, cutoff),
-        probed=probe_waiting_destinations(ctx),
+        resubmitted=errors.run("resubmit_stalled", lambda c: resubmit_stalled(c, cutoff), ctx),
+        repolled=errors.run("repoll_stalled", lambda c: repoll_stalled(c, cutoff), ctx),
+        redelivered=errors.run("redeliver_stalled", lambda c: redeliver_stalled(c, cutoff), ctx),
+        probed=errors.run("probe_waiting_destinations", probe_waiting_destinations, ctx),
+        errors=errors.count,
     )
     if any(vars(report).values()):
         log.info("recovered overdue work: %s", report)
@@ -105,35 +126,52 @@ def probe_waiting_destinations(ctx: Context) -> int:
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
+    """Every sweep, each on its own: one that raises (a poison row, a storage outage) is
+    logged and counted, and the others run all the same."""
+    errors = _Errors()
+    expired = errors.run("expire_overdue", lambda c: expire_overdue(c, errors), ctx)
     report = SweepReport(
-        expired=expire_overdue(ctx),
-        resubmitted=resubmit_stalled(ctx),
-        repolled=repoll_stalled(ctx),
-        redelivered=redeliver_stalled(ctx),
-        outputs_deleted=delete_expired_outputs(ctx, ctx.now()),
-        idempotency_keys_forgotten=forget_idempotency_keys(ctx),
+        expired=expired,
+        resubmitted=errors.run("resubmit_stalled", resubmit_stalled, ctx),
+        repolled=errors.run("repoll_stalled", repoll_stalled, ctx),
+        redelivered=errors.run("redeliver_stalled", redeliver_stalled, ctx),
+        outputs_deleted=errors.run(
+            "delete_expired_outputs", lambda c: delete_expired_outputs(c, c.now()), ctx
+        ),
+        idempotency_keys_forgotten=errors.run(
+            "forget_idempotency_keys", forget_idempotency_keys, ctx
+        ),
+        errors=errors.count,
     )
     if any(vars(report).values()):
         log.info("sweep: %s", report)
     return report
 
 
-def expire_overdue(ctx: Context) -> int:
+def expire_overdue(ctx: Context, errors: _Errors | None = None) -> int:
     """Fail (and refund) jobs that outlived their model's maximum wait, and stop their
-    renders where the provider allows."""
+    renders where the provider allows. A job that cannot be failed is logged, counted in
+    ``errors`` and skipped: the others are not held up behind it."""
     now = ctx.now()
     default_cutoff = now - timedelta(seconds=ctx.settings.job_timeout_seconds)
     with ctx.store.begin() as conn:
         ids = jobs_store.overdue_jobs(conn, now, default_cutoff)
     expired = 0
     for job_id in ids:
-        failed = finish.fail(
-            ctx,
-            job_id,
-            code="timeout",
-            message="the job did not finish within its model's maximum wait",
-            task_state=TaskState.ABANDONED,
-        )
+        try:
+            failed = finish.fail(
+                ctx,
+                job_id,
+                code="timeout",
+                message="the job did not finish within its model's maximum wait",
+                task_state=TaskState.ABANDONED,
+            )
+        except Exception:
+            if errors is None:
+                raise
+            errors.count += 1
+            log.exception("sweep: job %s could not be expired; skipped", job_id)
+            continue
         if failed is not None:
             expired += 1
             failover.cancel_quietly(ctx, failed.provider, failed.provider_job_id)

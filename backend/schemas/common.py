@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.schemas import examples
 
 MAX_WEBHOOK_URL_CHARS = 2048
+#: The same limit in UTF-8 bytes: what the database and an HTTP request line hold.
+MAX_WEBHOOK_URL_BYTES = 2048
 
 #: A schema extension for generated clients: the field's values are listed by another
 #: operation (``{"operationId": …, "value": <item property>, "label": <item property>}``,
@@ -20,13 +24,21 @@ OPTIONS_FROM = "x-genhook-options-from"
 def webhook_url_shape(value: str) -> str:
     """Check that ``value`` looks like a URL genhook can POST to (the network it points at
     is checked separately, by ``webhooks.url_guard``)."""
-    if len(value) > MAX_WEBHOOK_URL_CHARS:
-        raise ValueError(f"must be at most {MAX_WEBHOOK_URL_CHARS} characters")
+    if len(value) > MAX_WEBHOOK_URL_CHARS or len(value.encode()) > MAX_WEBHOOK_URL_BYTES:
+        raise ValueError(f"must be at most {MAX_WEBHOOK_URL_BYTES} bytes (UTF-8)")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters (CR, LF, TAB, DEL…)")
+    try:
+        # The parser that sends the webhooks: what it refuses (an IDNA2003-only host…) is
+        # refused here, at submission, not at every delivery attempt.
+        httpx.URL(value)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"is not a URL genhook can send to: {exc}") from None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("must have a host")
+    if not parts.hostname or any(c.isspace() for c in parts.hostname):
+        raise ValueError("must have a host (without spaces)")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials")
     try:
@@ -34,6 +46,14 @@ def webhook_url_shape(value: str) -> str:
     except ValueError:
         raise ValueError("has an invalid port") from None
     return value
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """A time that still exists in UTC (``0001-01-01T00:00:00+14:00`` does not), as UTC."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 class FieldProblem(BaseModel):

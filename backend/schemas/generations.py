@@ -67,8 +67,8 @@ class GenerationCreate(BaseModel):
         default=None,
         max_length=MAX_WEBHOOK_URL_CHARS,
         description="Where the signed result is POSTed when the job ends, exactly as given "
-        "(query kept); it must be a public http(s) address. Optional: endpoints from "
-        "`POST /v1/webhook-endpoints` get the events too.",
+        "(query kept); it must be a public http(s) address of at most 2,048 bytes. Optional: "
+        "endpoints from `POST /v1/webhook-endpoints` get the events too.",
         examples=[examples.WEBHOOK_URL],
     )
     metadata: dict[str, str] = Field(

@@ -17,7 +17,7 @@ from pydantic import (
 
 from backend.durations import parse_duration
 from backend.schemas import examples
-from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, webhook_url_shape
+from backend.schemas.common import MAX_WEBHOOK_URL_CHARS, in_utc_range, webhook_url_shape
 from backend.schemas.generations import WebhookEvent
 from backend.webhooks.retry import MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS, validate_schedule
 
@@ -242,6 +242,7 @@ class RecoverRequest(BaseModel):
         "time (RFC 3339 with a time zone).",
         examples=[examples.RECOVER_REQUEST["since"]],
     )
+    _since = field_validator("since")(in_utc_range)
 
 
 class RecoverResult(BaseModel):
@@ -264,6 +265,7 @@ class AccountRecoverRequest(BaseModel):
         description="Deliveries created at or after this time (RFC 3339 with a time zone).",
         examples=[examples.ACCOUNT_RECOVER_REQUEST["since"]],
     )
+    _since = field_validator("since")(in_utc_range)
     status: Literal["failed", "pending"] = Field(
         default="failed",
         description="`failed` (the default): every failed delivery gets a fresh round on its "

@@ -8,6 +8,7 @@ the recovery sweep can tell a lost message from a retry that is simply waiting.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,6 +87,7 @@ def create_delivery(
                     event=event,
                     job_state=job_state,
                     url=url,
+                    url_hash=hashlib.sha256(url.encode()).hexdigest(),
                     payload=payload,
                     status=PENDING,
                     attempt_count=0,

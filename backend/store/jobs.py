@@ -158,9 +158,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(created_at)
     except Exception as exc:  # any malformed cursor is the client's mistake
         raise ValueError("not a cursor returned by this API") from exc
-    if when.tzinfo is None:
+    # Ids are short printable ASCII: anything else (a NUL PostgreSQL cannot compare, a
+    # megabyte of text) was made up by hand.
+    if when.tzinfo is None or not isinstance(job_id, str) or not _looks_like_an_id(job_id):
         raise ValueError("not a cursor returned by this API")
-    return when, str(job_id)
+    return when, job_id
+
+
+def _looks_like_an_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and value.isascii() and value.isprintable()
 
 
 def list_jobs(

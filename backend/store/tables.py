@@ -207,6 +207,9 @@ deliveries = sa.Table(
     # The job status or phase the event announces: "completed", "failed", "rendering"...
     sa.Column("job_state", sa.String(16), nullable=False, server_default=""),
     sa.Column("url", sa.Text, nullable=False),
+    # SHA-256 of ``url``: what the unique constraint holds (a URL may be too long for an
+    # index row; a hash never is).
+    sa.Column("url_hash", sa.String(64), nullable=False),
     # The JSON body, frozen when the event happened, so every attempt sends the same bytes.
     sa.Column("payload", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
@@ -220,7 +223,7 @@ deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     # One delivery per (generation, announced state, destination): the durable half of dedup.
-    sa.UniqueConstraint("job_id", "event", "job_state", "url"),
+    sa.UniqueConstraint("job_id", "event", "job_state", "url_hash"),
     sa.Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "created_at"),
 )

@@ -53,6 +53,10 @@ def post_webhook(
             retry_after = response.headers.get("Retry-After")
     except UnsafeWebhookTarget as exc:
         return AttemptResult(None, _ms_since(started), f"refused: {exc}", None, refused=True)
+    except httpx.InvalidURL as exc:
+        # Stored before URLs were checked with this parser: no attempt can ever succeed.
+        why = f"refused: not a valid URL: {exc}"
+        return AttemptResult(None, _ms_since(started), why, None, refused=True)
     except httpx.HTTPError as exc:
         return AttemptResult(None, _ms_since(started), f"{type(exc).__name__}: {exc}", None)
     if 200 <= status < 300:

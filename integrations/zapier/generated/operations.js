@@ -78,7 +78,7 @@ module.exports = {
         label: 'Webhook URL',
         type: 'string',
         required: false,
-        helpText: 'Where the signed result is POSTed when the job ends, exactly as given (query kept); it must be a public http(s) address. Optional: endpoints from `POST /v1/webhook-endpoints` get the events too.',
+        helpText: 'Where the signed result is POSTed when the job ends, exactly as given (query kept); it must be a public http(s) address of at most 2,048 bytes. Optional: endpoints from `POST /v1/webhook-endpoints` get the events too.',
         placeholder: 'https://your-app.example/webhooks/genhook',
       },
       {

@@ -272,7 +272,7 @@ export const generationFields: INodeProperties[] = [
 				type: 'string',
 				default: '',
 				placeholder: 'e.g. https://your-app.example/webhooks/genhook',
-				description: 'Where the signed result is POSTed when the job ends, exactly as given (query kept); it must be a public http(s) address. Optional: endpoints from <code>POST /v1/webhook-endpoints</code> get the events too.',
+				description: 'Where the signed result is POSTed when the job ends, exactly as given (query kept); it must be a public http(s) address of at most 2,048 bytes. Optional: endpoints from <code>POST /v1/webhook-endpoints</code> get the events too.',
 				routing: {
 					send: {
 						type: 'body',
