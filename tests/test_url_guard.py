@@ -34,6 +34,15 @@ NET_V6_LOOPBACK = ipaddress.ip_network("::1/128")
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),
         ("::ffff:10.0.0.1", False),
+        # IPv6 forms that embed an IPv4 address reach it: private inside is private
+        ("2002:0a00:0001::1", False),  # 6to4 of 10.0.0.1
+        ("2002:7f00:0001::1", False),  # 6to4 of 127.0.0.1
+        ("2002:0808:0808::1", True),  # 6to4 of 8.8.8.8
+        ("64:ff9b::10.0.0.1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::169.254.169.254", False),  # NAT64 of the metadata address
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, client 10.0.0.1
+        ("fec0::1", False),  # site-local
+        ("fec0:1234::abcd", False),
     ],
 )
 def test_is_public(address: str, public: bool) -> None:

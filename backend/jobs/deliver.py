@@ -33,6 +33,7 @@ from backend import redis_keys
 from backend.context import Context
 from backend.jobs.view import to_webhook_payload
 from backend.locks import busy_retry_delay, held
+from backend.logging_setup import redacted_url
 from backend.settings import Settings
 from backend.store import accounts as accounts_store
 from backend.store import deliveries as deliveries_store
@@ -203,7 +204,11 @@ def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
     for delivery_id, delay in moved:
         ctx.queue.deliver_webhook(delivery_id, delay_seconds=delay)
     if moved:
-        log.info("webhook backlog: %d retries to %s brought forward", len(moved), target.url)
+        log.info(
+            "webhook backlog: %d retries to %s brought forward",
+            len(moved),
+            redacted_url(target.url),
+        )
 
 
 def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False) -> Target | None:
@@ -303,15 +308,17 @@ def _record(
         )
         if endpoint is not None and sent and not probe:
             _update_endpoint_health(conn, ctx.settings, endpoint, result, at)
+    shown = redacted_url(target.url)
+    error = (result.error or "").replace(target.url, shown)
     log.info(
         "delivery %s (%s to %s) attempt %d%s: %s%s",
         delivery.id,
         delivery.event,
-        target.url,
+        shown,
         delivery.attempt_count + 1,
         " (probe)" if probe else "",
         outcome,
-        f" ({result.error})" if result.error else "",
+        f" ({error})" if error else "",
     )
 
 

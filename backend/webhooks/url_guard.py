@@ -22,9 +22,20 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
 
+#: NAT64's well-known prefix: the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address.is_site_local:  # fec0::/10, deprecated but still routed by some stacks
+            return False
+        # An IPv6 address that carries an IPv4 one (6to4, Teredo, NAT64) reaches that one
+        # too: it is public only if both are.
+        if any(not is_public(inner) for inner in _embedded_ipv4(address)):
+            return False
     return not (
         address.is_private
         or address.is_loopback
@@ -34,6 +45,17 @@ def is_public(address: IPAddress) -> bool:
         or address.is_unspecified
         or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE)
     )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    found = []
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
