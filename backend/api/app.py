@@ -35,6 +35,7 @@ from backend.api.resources.webhooks import (
     WebhookEndpointsResource,
 )
 from backend.api.retry import retry_responders
+from backend.api.security_headers import SecurityHeaders
 from backend.context import Context
 from backend.jobs import events
 from backend.schemas.generations import WebhookPayload
@@ -115,7 +116,8 @@ def openapi_document(ctx: Context) -> dict[str, Any]:
 
 
 def create_app(ctx: Context) -> falcon.App:
-    app = falcon.App(middleware=[BearerAuth(ctx)])
+    middleware: list[Any] = [SecurityHeaders(), BearerAuth(ctx)]
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     table = routes(ctx)
