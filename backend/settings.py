@@ -301,6 +301,13 @@ class Settings(BaseSettings):
         "GET show an old state for longer.",
     )
 
+    admin_key: str = Field(
+        default="",
+        repr=False,
+        description="The operator's key: `Authorization: Bearer <admin key>` on `/readyz` shows "
+        "each dependency's error. Empty: the details are only logged, never shown.",
+    )
+
     api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(default=8000, description="Port of the API (`genhook up --port`).")
     api_workers: int = Field(default=2, ge=1, description="gunicorn worker processes.")

@@ -81,6 +81,7 @@ def test_with_redis_down_submissions_and_reads_still_work(
     dead = connect("redis://127.0.0.1:1/0")
     down = dataclasses.replace(
         ctx,
+        settings=ctx.settings.model_copy(update={"admin_key": "operator-key"}),
         redis=dead,
         cache=StatusCache(dead, terminal_ttl_seconds=60),
         queue=Queue(build_broker("redis://127.0.0.1:1/0")),
@@ -98,8 +99,8 @@ def test_with_redis_down_submissions_and_reads_still_work(
     with ctx.store.begin() as conn:
         assert conn.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one()
 
-    # And readiness says what is wrong
-    ready = api.simulate_get("/readyz")
+    # And readiness tells the operator what is wrong
+    ready = api.simulate_get("/readyz", headers={"Authorization": "Bearer operator-key"})
     assert ready.status_code == 503
     assert ready.json["checks"]["database"] == "ok"
     assert ready.json["checks"]["redis"].startswith("error")

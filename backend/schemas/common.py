@@ -87,5 +87,6 @@ class Health(BaseModel):
     status: str = Field(description="`ok`, or `unavailable` when a check failed.")
     checks: dict[str, str] = Field(
         default_factory=dict,
-        description="Readiness only: `ok` or the error, per dependency (`database`, `redis`).",
+        description="Readiness with the admin key only: `ok` or the error, per dependency "
+        "(`database`, `redis`).",
     )
