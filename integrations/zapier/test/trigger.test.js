@@ -77,6 +77,23 @@ test('a real job\'s signed event is accepted by perform', async () => {
   expect(results[0].webhook_id).toBe(event.headers['webhook-id']);
 });
 
+test('the same webhook-id triggers the Zap once (a retry or a replay within 5 minutes)', async () => {
+  expect(event).toBeDefined();
+  const again = await appTester(trigger.perform, {
+    authData: authFor(account),
+    subscribeData,
+    ...asZapierRequest(event),
+  });
+  expect(again).toEqual([]);
+  // another subscription (another Zap) is not affected by this one's memory
+  const other = await appTester(trigger.perform, {
+    authData: authFor(account),
+    subscribeData: { ...subscribeData, id: 'we_other_zap' },
+    ...asZapierRequest(event),
+  });
+  expect(other).toHaveLength(1);
+});
+
 test('perform refuses a tampered event', async () => {
   const content = event.content.replace('Waves on a pebble beach', 'Waves on a sandy beach');
   expect(content).not.toBe(event.content);

@@ -5,6 +5,7 @@
 const { getVideoGeneration, webhookPayload } = require('../generated/operations');
 const { baseUrl, problemError } = require('../lib/genhook');
 const { verifyWebhook, getHeader, WebhookVerificationError } = require('../lib/verify');
+const { firstDelivery } = require('../lib/seen');
 
 const webhookIdOf = (rawRequest) => getHeader((rawRequest || {}).headers, 'webhook-id');
 
@@ -67,9 +68,10 @@ const perform = async (z, bundle) => {
   const secret = (bundle.subscribeData || {}).secret;
   try {
     const payload = verifyWebhook(bundle.rawRequest, secret);
-    // genhook's delivery id, the same on every retry and redelivery: a Filter or a
-    // Storage step can drop repeats on it.
-    return [{ ...payload, webhook_id: webhookIdOf(bundle.rawRequest) }];
+    // genhook's delivery id, the same on every retry and redelivery: a repeat triggers nothing.
+    const webhookId = webhookIdOf(bundle.rawRequest);
+    if (!(await firstDelivery(z, (bundle.subscribeData || {}).id, webhookId))) return [];
+    return [{ ...payload, webhook_id: webhookId }];
   } catch (err) {
     if (err instanceof WebhookVerificationError) {
       throw new z.errors.Error(`Refused the genhook webhook: ${err.message}.`, 'InvalidWebhookSignature', 401);
