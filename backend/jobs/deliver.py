@@ -136,11 +136,12 @@ def _attempt_if_due(
         body=target.body,
     )
     with sending_slots(ctx.redis, ctx.settings, delivery.account_id, target.url) as full:
-        if full is not None:
-            return None if probe else _defer(ctx, target, now, full, busy)
-        result = post_webhook(
-            ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
-        )
+        if full is None:
+            result = post_webhook(
+                ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+            )
+    if full is not None:  # a probe is dropped: the next one comes soon enough
+        return None if probe else _defer(ctx, target, now, full, busy)
     unavailable = seen.unavailable
     if result.succeeded:
         remembered = dedup.remember(
