@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from backend.settings import Settings, get_settings
+from backend.worker_pools import QUEUES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=None)
     api.set_defaults(run=_api)
 
-    sub.add_parser("worker", help="run a Dramatiq worker").set_defaults(run=_worker)
+    worker = sub.add_parser("worker", help="run a Dramatiq worker")
+    worker.add_argument(
+        "--queues",
+        nargs="+",
+        choices=QUEUES,
+        default=None,
+        help="serve only these queues, with their pool's processes and threads: jobs "
+        "(GENHOOK_WORKER_*), webhooks (GENHOOK_WEBHOOK_WORKER_*); default: every queue",
+    )
+    worker.set_defaults(run=_worker)
     sub.add_parser("scheduler", help="run the recovery sweeps").set_defaults(run=_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         run=_migrate
@@ -122,7 +132,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     _check_catalog(settings)
     settings.require_redis_url()
-    command = worker_command(settings)
+    command = worker_command(settings, args.queues)
     os.execv(command[0], command)
 
 

@@ -7,8 +7,10 @@ Shared by ``genhook up`` (which supervises them) and the production subcommands
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from backend.settings import Settings
+from backend.worker_pools import pool_for
 
 API_APP = "backend.api.wsgi:application()"
 SIMULATOR_APP = "backend.simulator.app:gunicorn_app()"
@@ -30,13 +32,18 @@ def gunicorn_command(bind: str, workers: int, app: str, *, threads: int = 1) -> 
     )  # fmt: skip
 
 
-def worker_command(settings: Settings) -> list[str]:
-    """Dramatiq drains on SIGTERM for the shutdown timeout (its own default is 10 minutes);
-    what is still running then is requeued by ``backend.shutdown``."""
+def worker_command(settings: Settings, queues: Sequence[str] | None = None) -> list[str]:
+    """A worker of the pool serving ``queues`` (none: every queue), with that pool's
+    processes and threads (``backend/worker_pools.py``). Dramatiq drains on SIGTERM for the
+    shutdown timeout (its own default is 10 minutes); what is still running then is
+    requeued by ``backend.shutdown``."""
+    pool = pool_for(settings, queues)
     shutdown_ms = round(settings.worker_shutdown_timeout_seconds * 1000)
+    only = ["--queues", *pool.queues] if pool.queues else []
     return python_command(
         "-m", "dramatiq", "backend.actors",
-        "--processes", str(settings.worker_processes),
-        "--threads", str(settings.worker_threads),
+        "--processes", str(pool.processes),
+        "--threads", str(pool.threads),
         "--worker-shutdown-timeout", str(shutdown_ms),
+        *only,
     )  # fmt: skip

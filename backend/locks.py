@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 import redis
-from redis.lock import Lock
 
 from backend import redis_keys
 
@@ -44,16 +44,28 @@ def busy_retry_delay(busy: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
+class Renewable(Protocol):
+    """What the renewer keeps alive: a redis-py ``Lock``, or a concurrency slot
+    (``backend/slots.py``). ``reacquire`` raises ``LockNotOwnedError`` once it is lost."""
+
+    name: str
+    timeout: float | None
+
+    def reacquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class _Renewer:
     """One daemon thread per process that renews every held lock a third of its TTL after
     its last renewal, so a lock outlives its step however long the step takes."""
 
     def __init__(self) -> None:
-        self._due: dict[Lock, float] = {}
+        self._due: dict[Renewable, float] = {}
         self._mutex = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def add(self, lock: Lock) -> None:
+    def add(self, lock: Renewable) -> None:
         with self._mutex:
             self._due[lock] = time.monotonic() + _renew_period(lock)
             if self._thread is None or not self._thread.is_alive():
@@ -62,7 +74,7 @@ class _Renewer:
                 )
                 self._thread.start()
 
-    def remove(self, lock: Lock) -> None:
+    def remove(self, lock: Renewable) -> None:
         with self._mutex:
             self._due.pop(lock, None)
 
@@ -77,7 +89,7 @@ class _Renewer:
             for lock in due:
                 self._renew(lock)
 
-    def _renew(self, lock: Lock) -> None:
+    def _renew(self, lock: Renewable) -> None:
         try:
             lock.reacquire()
         except redis.exceptions.LockNotOwnedError:
@@ -91,14 +103,14 @@ class _Renewer:
             log.warning("could not renew lock %s: %s", lock.name, exc)
 
 
-def _renew_period(lock: Lock) -> float:
+def _renew_period(lock: Renewable) -> float:
     return float(lock.timeout or 1) / 3
 
 
 _renewer = _Renewer()
 
 #: Locks held right now in this process, by the id of the thread holding them.
-_held: dict[int, list[Lock]] = {}
+_held: dict[int, list[Renewable]] = {}
 _held_guard = threading.Lock()
 
 
@@ -114,13 +126,23 @@ def held(client: redis.Redis, key: str, ttl_seconds: float) -> Iterator[bool]:
         log.warning("lock %s unavailable (%s); continuing without it", key, exc)
         yield True
         return
-    if acquired:
-        _remember(lock)
-        _renewer.add(lock)
+    if not acquired:
+        yield False
+        return
+    with kept(lock):
+        yield True
+
+
+@contextmanager
+def kept(lock: Renewable) -> Iterator[None]:
+    """Keep a lock (or slot) this thread just took renewed until the block ends, then
+    release it, unless a stopping worker already did (``release_held_by``)."""
+    _remember(lock)
+    _renewer.add(lock)
     try:
-        yield acquired
+        yield
     finally:
-        if acquired and _forget(lock):  # else a stopping worker already released it
+        if _forget(lock):
             _release(lock)
 
 
@@ -135,12 +157,12 @@ def release_held_by(thread_ids: Iterable[int]) -> int:
     return len(locks)
 
 
-def _remember(lock: Lock) -> None:
+def _remember(lock: Renewable) -> None:
     with _held_guard:
         _held.setdefault(threading.get_ident(), []).append(lock)
 
 
-def _forget(lock: Lock) -> bool:
+def _forget(lock: Renewable) -> bool:
     """Whether the lock was still this thread's to release."""
     with _held_guard:
         mine = _held.get(threading.get_ident(), [])
@@ -152,7 +174,7 @@ def _forget(lock: Lock) -> bool:
         return found
 
 
-def _release(lock: Lock) -> None:
+def _release(lock: Renewable) -> None:
     _renewer.remove(lock)
     try:
         lock.release()

@@ -12,6 +12,15 @@
     genhook:dedup:webhook:{job_id}:{event}:{state}:{url_hash}
                                   string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
                                           TTL: settings.webhook_dedup_ttl_seconds (7 days)
+    genhook:slots:account:{account_id}
+                                  zset    one member per webhook of the account being sent
+                                          now, scored by when the hold expires (ms); at most
+                                          settings.webhook_account_concurrency (slots.lua)
+                                          TTL: DELIVERY_SLOT_TTL_SECONDS, renewed while sending
+    genhook:slots:destination:{account_id}:{host_port_hash}
+                                  zset    the same, for the account's webhooks to one
+                                          host:port; at most webhook_destination_concurrency
+                                          TTL: DELIVERY_SLOT_TTL_SECONDS, renewed likewise
     genhook:backlog:{destination_hash}
                                   string  set while one batch of a destination's waiting
                                           retries is being brought forward (deliver.py)
@@ -54,6 +63,8 @@ ACTIVE_JOB_TTL_SECONDS = 300
 #: A lock outlives a crashed holder by at most this; a live holder renews it every third.
 JOB_LOCK_TTL_SECONDS = 10
 DELIVERY_LOCK_TTL_SECONDS = 10
+#: A delivery's concurrency slots outlive a crashed sender by at most this.
+DELIVERY_SLOT_TTL_SECONDS = 10
 #: A destination back from an outage gets its waiting retries in batches, one batch per
 #: this many seconds, spread evenly over it: at most BACKLOG_BATCH_SIZE / this per second.
 BACKLOG_BATCH_SECONDS = 2
@@ -85,6 +96,14 @@ def delivery_lock(delivery_id: str) -> str:
 
 def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) -> str:
     return f"{PREFIX}:dedup:webhook:{job_id}:{event}:{state}:{destination_hash}"
+
+
+def account_slots(account_id: str) -> str:
+    return f"{PREFIX}:slots:account:{account_id}"
+
+
+def destination_slots(account_id: str, destination_hash: str) -> str:
+    return f"{PREFIX}:slots:destination:{account_id}:{destination_hash}"
 
 
 def backlog(destination_hash: str) -> str:

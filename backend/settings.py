@@ -311,8 +311,39 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(default=8000, description="Port of the API (`genhook up --port`).")
     api_workers: int = Field(default=2, ge=1, description="gunicorn worker processes.")
-    worker_processes: int = Field(default=1, ge=1, description="Dramatiq worker processes.")
-    worker_threads: int = Field(default=8, ge=1, description="Threads per Dramatiq process.")
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Processes of the job worker (`genhook worker --queues jobs`), and of a "
+        "worker serving every queue (`genhook worker` alone).",
+    )
+    worker_threads: int = Field(default=8, ge=1, description="Threads per process of that worker.")
+    webhook_worker_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Processes of the delivery worker (`genhook worker --queues webhooks`), "
+        "whose threads only send webhooks, so a slow receiver never holds up a job.",
+    )
+    webhook_worker_threads: int = Field(
+        default=16,
+        ge=1,
+        description="Threads per process of the delivery worker; each sends one webhook at a "
+        "time and mostly waits on the receiver.",
+    )
+    webhook_account_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Most webhooks of one account in flight at once, across every delivery "
+        "worker; more wait their turn. Keep it below the delivery pool's threads "
+        "(processes x threads) so other accounts always find threads free.",
+    )
+    webhook_destination_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Most webhooks of one account in flight at once to one destination "
+        "(`host:port`), across every delivery worker, so one slow receiver of an account "
+        "does not hold up its other receivers either.",
+    )
     worker_shutdown_timeout_seconds: float = Field(
         default=12.0,
         gt=0,

@@ -1,16 +1,17 @@
 """``genhook up``: run the whole stack on one machine, as supervised child processes.
 
     bundled redis-server (only without GENHOOK_REDIS_URL)
-    simulator   gunicorn, one process (its renders live in memory)
-    api         gunicorn
-    worker      dramatiq backend.actors
-    scheduler   genhook scheduler
+    simulator          gunicorn, one process (its renders live in memory)
+    api                gunicorn
+    worker (jobs)      dramatiq backend.actors --queues jobs      (submissions, polls)
+    worker (webhooks)  dramatiq backend.actors --queues webhooks  (deliveries only)
+    scheduler          genhook scheduler
 
 A child that dies is restarted (and that is said). Ctrl-C or SIGTERM stops them all within
 ``STOP_BUDGET_SECONDS``, in stages, so no process loses a service it depends on while it
-drains: first the API, worker and scheduler together (each finishes or hands back its
-in-flight work within its own bound: README, Stopping), then the simulator they may
-still be calling, then Redis, which the worker needs to acknowledge or requeue its messages.
+drains: first the API, the workers and the scheduler together (each finishes or hands back
+its in-flight work within its own bound: README, Stopping), then the simulator they may
+still be calling, then Redis, which the workers need to acknowledge or requeue its messages.
 A stage's children still running at its deadline are killed, with their process groups.
 """
 

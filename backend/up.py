@@ -36,6 +36,7 @@ from backend.stack import (
 )
 from backend.store import accounts as accounts_store
 from backend.store.migrate import upgrade
+from backend.worker_pools import pools
 
 #: In the var dir: the stack's settings as `export` lines, for commands run in another shell.
 STACK_ENV_FILE = "stack.env"
@@ -105,10 +106,14 @@ def run_up(settings: Settings, *, port: int) -> int:
     sim = urlsplit(settings.simulator_url)
     api_bind = f"{settings.api_host}:{port}"
     simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
+    worker_settings = capped_for_up(settings)
     children += [
         Child("simulator", simulator, env, stop_stage=SIMULATOR),
         Child("api", gunicorn_command(api_bind, settings.api_workers, API_APP), env),
-        Child("worker", worker_command(capped_for_up(settings)), env),
+        *[
+            Child(f"worker ({pool.name})", worker_command(worker_settings, pool.queues), env)
+            for pool in pools(worker_settings)
+        ],
         Child("scheduler", python_command("-m", "backend.cli", "scheduler"), env),
     ]
 

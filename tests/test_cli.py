@@ -51,11 +51,17 @@ def test_openapi_prints_the_document(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["openapi"] == "3.1.0"
 
 
-@pytest.mark.parametrize("command", ["worker", "scheduler", "api"])
+@pytest.mark.parametrize("command", ["worker", "worker --queues webhooks", "scheduler", "api"])
 def test_production_processes_refuse_to_start_without_redis(tmp_path: Path, command: str) -> None:
-    result = genhook(command, cwd=tmp_path)
+    result = genhook(*command.split(), cwd=tmp_path)
     assert result.returncode != 0
     assert "GENHOOK_REDIS_URL" in result.stderr
+
+
+def test_a_worker_serves_only_queues_that_exist(tmp_path: Path) -> None:
+    result = genhook("worker", "--queues", "jobs", "mail", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice: 'mail'" in result.stderr and "'webhooks'" in result.stderr
 
 
 def test_providers_probes_each_enabled_provider(tmp_path: Path) -> None:

@@ -135,9 +135,14 @@ def test_the_readme_receiver_verifies_a_real_webhook(stack: Stack) -> None:
 
 
 def test_a_dead_worker_is_restarted_and_stopping_ends_every_child(stack: Stack) -> None:
-    # Given the running stack's children
+    # Given the running stack's children: a job worker and a delivery worker
     children = children_of(stack.process.pid)
-    (worker_pid,) = [pid for pid, cmd in children.items() if "dramatiq" in cmd]
+    workers = {pid: cmd.split() for pid, cmd in children.items() if "dramatiq" in cmd}
+    assert sorted(cmd[cmd.index("--queues") + 1 :] for cmd in workers.values()) == [
+        ["jobs"],
+        ["webhooks"],
+    ]
+    (worker_pid,) = [pid for pid, cmd in workers.items() if cmd[-2:] == ["--queues", "jobs"]]
 
     forked = [p for p, info in processes().items() if info[1] == worker_pid and p != worker_pid]
     assert forked, "dramatiq runs its workers in forked processes"
@@ -146,7 +151,7 @@ def test_a_dead_worker_is_restarted_and_stopping_ends_every_child(stack: Stack) 
     os.kill(worker_pid, signal.SIGKILL)
 
     # Then genhook says so, clears the orphaned worker processes and starts a new worker
-    wait_until(lambda: "worker exited with code" in stack.output(), 15)
+    wait_until(lambda: "worker (jobs) exited with code" in stack.output(), 15)
     assert "restarting it" in stack.output()
     wait_until(lambda: sessions_alive([worker_pid]) == [], 10)
     accepted = stack.submit()

@@ -30,6 +30,7 @@ from backend.jobs.finish import fail
 from backend.scheduler import STOP_TIMEOUT_SECONDS
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
+from backend.slots import holders
 from backend.stack import APPS, STAGE_DEADLINES_SECONDS, STOP_BUDGET_SECONDS
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
@@ -80,7 +81,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     def run(name: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            [str(GENHOOK), command],
+            [str(GENHOOK), *command.split()],
             env=env,
             cwd=tmp_path,
             stdout=log,
@@ -159,26 +160,30 @@ def test_a_step_longer_than_the_bound_is_requeued_for_another_worker(
     tmp_path: Path,
     start: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
-    # Given a worker with a 1 s shutdown bound, POSTing a webhook to a receiver that hangs
-    # far longer than that (and than the test), then answers the next request at once
+    # Given a delivery worker (its own pool, as genhook up runs it) with a 1 s shutdown
+    # bound, POSTing a webhook to a receiver that hangs far longer than that (and than the
+    # test), then answers the next request at once
     app, url = receiver
     app.reply(Reply(delay=60.0))
     delivery_id = ended_job_with_pending_delivery(ctx, account, f"{url}/hook")
     env = process_env(ctx, worker_shutdown_timeout_seconds=1, webhook_timeout_seconds=60)
-    first = start("first", "worker", env)
+    first = start("first", "worker --queues webhooks", env)
     (hung,) = app.wait_for(1, timeout=20)
+    assert holders(ctx.redis, redis_keys.account_slots(account.account.id)) == 1
 
     # When it gets SIGTERM mid-request
     took = stop(first)
 
-    # Then it exited within its bound, the delivery untouched
+    # Then it exited within its bound, the delivery untouched, its concurrency slots given
+    # back with its lock
     assert took < 1 + WORKER_EXIT_SLACK_SECONDS, took
     assert delivery_row(ctx, delivery_id)["attempt_count"] == 0
+    assert holders(ctx.redis, redis_keys.account_slots(account.account.id)) == 0
 
     # And a second worker takes the message at once (no sweep runs, and the first
     # worker's delivery lock is free) and delivers it, with the same webhook-id
     began = time.monotonic()
-    start("second", "worker", env)
+    start("second", "worker --queues webhooks", env)
     _, again = app.wait_for(2, timeout=15)
     assert again.headers["webhook-id"] == hung.headers["webhook-id"] == delivery_id
     wait_until(lambda: delivery_row(ctx, delivery_id)["status"] == deliveries_store.DELIVERED)

@@ -10,6 +10,10 @@ sleeps waiting for a receiver to come back. The rules, in order:
   schedule's bounds, by a ``Retry-After`` on 429/503); when the round's attempts are used
   up, the delivery is failed. The result can still be read by polling, and the delivery
   can be redelivered or recovered later.
+* A delivery whose account, or whose account's destination (``host:port``), already has
+  its cap of webhooks in flight sends nothing: its next attempt is put off by a growing
+  delay and the message comes back then, so its thread goes to another account
+  (``backend/webhooks/fairness.py``).
 * A success to a destination (an endpoint, or a job's own URL) brings that destination's
   other waiting retries forward, a bounded batch at a time, so a receiver back from an
   outage gets its backlog in seconds rather than at each delivery's next long-tail slot.
@@ -42,6 +46,7 @@ from backend.store import jobs as jobs_store
 from backend.store.deliveries import DELIVERED, FAILED, PENDING, DeliveryRecord
 from backend.store.endpoints import EndpointRecord
 from backend.webhooks import dedup
+from backend.webhooks.fairness import sending_slots
 from backend.webhooks.retry import (
     RETRY_AFTER_STATUSES,
     next_delay,
@@ -69,6 +74,13 @@ class Target:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """Nothing was sent: the account or the destination had its cap in flight."""
+
+    delay_seconds: float
+
+
 def deliver(ctx: Context, delivery_id: str, *, busy: int = 0, probe: bool = False) -> None:
     """Make the attempt that is due. A duplicate message finds the delivery locked (and
     comes back later, each time later still) or no longer due (and is dropped).
@@ -85,15 +97,19 @@ def deliver(ctx: Context, delivery_id: str, *, busy: int = 0, probe: bool = Fals
                     delivery_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1
                 )
             return
-        retry_in = _attempt_if_due(ctx, delivery_id, probe=probe)
+        retry_in = _attempt_if_due(ctx, delivery_id, probe=probe, busy=busy)
     # Enqueued only once the lock is free, so even a zero delay cannot find it taken.
-    if retry_in is not None:
+    if isinstance(retry_in, Deferred):
+        ctx.queue.deliver_webhook(delivery_id, delay_seconds=retry_in.delay_seconds, busy=busy + 1)
+    elif retry_in is not None:
         ctx.queue.deliver_webhook(delivery_id, delay_seconds=retry_in)
 
 
-def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> float | None:
+def _attempt_if_due(
+    ctx: Context, delivery_id: str, *, probe: bool = False, busy: int = 0
+) -> float | Deferred | None:
     """Attempt the delivery if it is due (or probed); returns the delay of the next attempt,
-    if any."""
+    if any, or :class:`Deferred` if its caps were full."""
     now = ctx.now()
     target = _load(ctx, delivery_id, now, early=probe)
     if target is None:
@@ -119,9 +135,13 @@ def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> f
         timestamp=now,
         body=target.body,
     )
-    result = post_webhook(
-        ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
-    )
+    with sending_slots(ctx.redis, ctx.settings, delivery.account_id, target.url) as full:
+        if full is None:
+            result = post_webhook(
+                ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+            )
+    if full is not None:  # a probe is dropped: the next one comes soon enough
+        return None if probe else _defer(ctx, target, now, full, busy)
     unavailable = seen.unavailable
     if result.succeeded:
         remembered = dedup.remember(
@@ -168,6 +188,22 @@ def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> f
         dedup_unavailable=unavailable,
     )
     return delay
+
+
+def _defer(ctx: Context, target: Target, now: datetime, why: str, busy: int) -> Deferred:
+    """Put the attempt off without counting it: its due time moves (so the recovery sweep
+    does not take it for lost) and its message comes back then."""
+    delay = busy_retry_delay(busy)
+    with ctx.store.begin() as conn:
+        deliveries_store.reschedule(conn, target.delivery.id, now + timedelta(seconds=delay))
+    log.debug(
+        "delivery %s to %s put off %.1fs: %s",
+        target.delivery.id,
+        redacted_url(target.url),
+        delay,
+        why,
+    )
+    return Deferred(delay)
 
 
 def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
