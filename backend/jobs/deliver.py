@@ -13,6 +13,8 @@ sleeps waiting for a receiver to come back. The rules, in order:
 * A success to a destination (an endpoint, or a job's own URL) brings that destination's
   other waiting retries forward, a bounded batch at a time, so a receiver back from an
   outage gets its backlog in seconds rather than at each delivery's next long-tail slot.
+* An account over its webhook quota (``GENHOOK_QUOTA_DELIVERIES``) has the attempt put off,
+  uncounted, until the quota has room again.
 * An endpoint that has had no success for ``webhook_endpoint_disable_after_seconds`` is
   disabled with a reason; pending deliveries to a disabled or deleted endpoint fail.
 
@@ -111,6 +113,10 @@ def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> f
         _record(ctx, target, now, _not_sent(note), outcome=DELIVERED)
         return None
 
+    quota = ctx.rate_limits.take_delivery_attempt(delivery.account_id)
+    if not quota.allowed:
+        return _wait_for_quota(ctx, delivery, now, quota.retry_after_seconds, probe=probe)
+
     policy = policy_for(ctx.settings, endpoint)
     headers = signature_headers(
         secrets=target.secrets,
@@ -168,6 +174,24 @@ def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> f
         dedup_unavailable=unavailable,
     )
     return delay
+
+
+def _wait_for_quota(
+    ctx: Context, delivery: DeliveryRecord, now: datetime, wait_seconds: int, *, probe: bool
+) -> float | None:
+    """The account has sent its quota of webhooks for now: the attempt is not made, not
+    counted, and waits (still pending) until the quota has room. A probe is just dropped."""
+    if probe:
+        return None
+    with ctx.store.begin() as conn:
+        deliveries_store.reschedule(conn, delivery.id, now + timedelta(seconds=wait_seconds))
+    log.info(
+        "delivery %s waits %d s: account %s has used its webhook delivery quota",
+        delivery.id,
+        wait_seconds,
+        delivery.account_id,
+    )
+    return float(wait_seconds)
 
 
 def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
