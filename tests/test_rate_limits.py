@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from falcon import testing
 
 from backend.accounts import NewAccount, create_account, set_max_jobs_in_flight
-from backend.api.app import create_app
+from backend.api.app import create_app, openapi_document
 from backend.api.client_address import client_address
 from backend.context import Context, build_context, use_context
 from backend.ratelimit.quotas import RateLimits
@@ -187,14 +187,21 @@ def test_two_api_processes_share_one_count_in_redis(
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
 
-def test_public_routes_are_not_counted_against_an_account(ctx: Context) -> None:
+def test_public_routes_are_not_counted_against_an_account(
+    ctx: Context, auth: dict[str, str]
+) -> None:
     limited = with_limits(ctx, rate_limit_reads="1/minute")
     api = testing.TestClient(create_app(limited))
 
-    answers = [api.simulate_get("/v1/models") for _ in range(3)]
+    # When the client reads the public catalog, with its key, three times
+    public = [api.simulate_get("/v1/models", headers=auth) for _ in range(3)]
 
-    assert [a.status_code for a in answers] == [200, 200, 200]
-    assert "RateLimit" not in answers[0].headers
+    # Then those were not counted: its one read a minute is still there
+    assert [a.status_code for a in public] == [200, 200, 200]
+    assert "RateLimit" not in public[0].headers
+    own = api.simulate_get("/v1/account", headers=auth)
+    assert own.status_code == 200
+    assert windows(own.headers["RateLimit"], STATE) == {"read-60s": {"r": 0, "t": 60}}
 
 
 def test_without_redis_requests_pass_without_headers_and_a_warning_is_logged(
@@ -525,6 +532,32 @@ def test_client_address(peer: str, forwarded: str, client: str) -> None:
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     req = testing.create_req(remote_addr=peer, headers=headers)
     assert client_address(req, settings.trusted_proxies) == client
+
+
+# -- the contract --------------------------------------------------------------------------
+
+
+def test_the_openapi_document_declares_the_429s_and_the_ratelimit_fields(ctx: Context) -> None:
+    document = openapi_document(ctx)
+    operations = {
+        (path, method): op
+        for path, methods in document["paths"].items()
+        for method, op in methods.items()
+    }
+    for (path, method), op in operations.items():
+        public = op.get("security") == []
+        if public and op["operationId"] != "signUp":
+            continue
+        # Every authenticated operation (and signup) may answer 429 with Retry-After
+        refused = op["responses"].get("429")
+        assert refused is not None, (path, method)
+        assert "Retry-After" in refused["headers"], (path, method)
+        if public:
+            continue
+        # And every success of an authenticated one carries the RateLimit fields
+        successes = [r for code, r in op["responses"].items() if code.startswith("2")]
+        for success in successes:
+            assert {"RateLimit-Policy", "RateLimit"} <= set(success["headers"]), (path, method)
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -93,12 +93,17 @@ class Limiter:
                     else self._strategy.test(item, policy.name, identity, cost=cost)
                 )
             stats = self._strategy.get_window_stats(item, policy.name, identity)
+            reset = stats.reset_time - time.time()
+            if reset <= 0 and stats.remaining < item.amount:
+                # A window opened this very millisecond: its counter's TTL is exactly two
+                # windows, which the library's modulo reads as 0 instead of a whole window.
+                reset = item.get_expiry()
             state = WindowState(
                 name=policy.window_name(item),
                 quota=item.amount,
                 window_seconds=item.get_expiry(),
                 remaining=stats.remaining,
-                reset_seconds=max(0, math.ceil(stats.reset_time - time.time())),
+                reset_seconds=max(0, math.ceil(reset)),
             )
             windows.append(state)
             if refused is None and not ok:

@@ -16,12 +16,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("max_jobs_in_flight", sa.Integer(), nullable=True))
+    op.add_column("accounts", sa.Column("max_jobs_in_flight", sa.Integer(), nullable=True))
     op.create_index("ix_jobs_account_status", "jobs", ["account_id", "status"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_account_status", table_name="jobs")
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.drop_column("max_jobs_in_flight")
+    # A plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): batch mode would copy and drop the
+    # accounts table, which every other table references.
+    op.drop_column("accounts", "max_jobs_in_flight")
