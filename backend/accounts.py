@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from backend import ids, security
 from backend.context import Context
+from backend.errors import NotFound
 from backend.idempotency import Answer, IdempotencyKey, remember
 from backend.schemas.accounts import SignupResponse
 from backend.store import accounts as accounts_store
@@ -89,3 +90,16 @@ def authenticate(ctx: Context, api_key: str) -> str | None:
 def get_account(ctx: Context, account_id: str) -> AccountRecord | None:
     with ctx.store.begin() as conn:
         return accounts_store.get_account(conn, account_id)
+
+
+def set_max_jobs_in_flight(ctx: Context, email: str, cap: int | None) -> AccountRecord:
+    """An operator's cap on the account's unfinished jobs (``None``: the server's
+    default); raises ``NotFound`` for an unknown email. Takes effect at the next submission."""
+    with ctx.store.begin() as conn:
+        account = accounts_store.get_account_by_email(conn, email.lower())
+        if account is None:
+            raise NotFound(f"no account with email {email!r}")
+        accounts_store.set_max_jobs_in_flight(conn, account.id, cap)
+        updated = accounts_store.get_account(conn, account.id)
+    assert updated is not None
+    return updated

@@ -92,7 +92,32 @@ def _parser() -> argparse.ArgumentParser:
         "--reason", required=True, help="why, kept in the ledger as the entry's note"
     )
     grant.set_defaults(run=_accounts_grant)
+    limits = accounts.add_parser(
+        "set-limits", help="set an account's own limits (overriding the server's settings)"
+    )
+    limits.add_argument("--email", required=True)
+    limits.add_argument(
+        "--max-jobs-in-flight",
+        type=_cap,
+        required=True,
+        metavar="N|default",
+        help="generations the account may have unfinished at once (0 stops its "
+        "submissions); `default` goes back to GENHOOK_MAX_JOBS_IN_FLIGHT",
+    )
+    limits.set_defaults(run=_accounts_set_limits)
     return parser
+
+
+def _cap(text: str) -> int | None:
+    if text == "default":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a whole number of at least 0, or `default`") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a whole number of at least 0, or `default`")
+    return value
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -264,6 +289,27 @@ def _accounts_grant(args: argparse.Namespace) -> int:
     print(f"account         {done.account.id} ({done.account.email})")
     print(f"granted         {done.credits:+d}")
     print(f"credits         {done.balance}")
+    return 0
+
+
+def _accounts_set_limits(args: argparse.Namespace) -> int:
+    """Exit 1, with nothing written, for an unknown email."""
+    from backend.accounts import set_max_jobs_in_flight
+    from backend.context import build_context
+    from backend.errors import ClientError
+
+    ctx = build_context(get_settings())
+    try:
+        account = set_max_jobs_in_flight(ctx, args.email, args.max_jobs_in_flight)
+    except ClientError as exc:
+        print(f"genhook: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    cap = account.max_jobs_in_flight
+    shown = f"{ctx.settings.max_jobs_in_flight} (the server's default)" if cap is None else cap
+    print(f"account             {account.id} ({account.email})")
+    print(f"max jobs in flight  {shown}")
     return 0
 
 

@@ -21,6 +21,7 @@ from backend.providers.base import Provider
 from backend.providers.health import RouteHealth
 from backend.providers.registry import PROVIDER_NAMES, build_providers, provider_timeout
 from backend.queue import Queue
+from backend.ratelimit.quotas import RateLimits
 from backend.redis_client import connect as redis_client_for
 from backend.render_history import RenderHistory
 from backend.settings import Settings, get_settings
@@ -48,6 +49,8 @@ class Context:
     health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
     webhook_client: httpx.Client
+    #: Request rate limits and quotas, counted in Redis (``backend/ratelimit/``).
+    rate_limits: RateLimits
 
     def now(self) -> datetime:
         return utcnow()
@@ -87,6 +90,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         history=RenderHistory(redis_client),
         health=RouteHealth(redis_client, settings),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
+        rate_limits=RateLimits(settings, redis_client),
     )
 
 

@@ -10,7 +10,11 @@
     │   ├── NotFound             404    no such resource for this account
     │   ├── Conflict             409    e.g. an email already signed up
     │   ├── Gone                 410    e.g. a kept output deleted by retention
-    │   └── PayloadTooLarge      413    the body exceeds the API's limit
+    │   ├── PayloadTooLarge      413    the body exceeds the API's limit
+    │   └── TooManyRequests      429    come back after ``Retry-After`` seconds
+    │       ├── RateLimited             too many requests (or signups) per window
+    │       ├── QuotaExceeded           an hourly quota (webhooks, redeliver, recover) is used
+    │       └── TooManyJobsInFlight     the account's cap on unfinished generations
     ├── ProviderError                   (raised by provider adapters; never shown raw)
     │   ├── ProviderTransient           5xx / timeout / network: try again or elsewhere
     │   │   ├── ProviderRateLimited     too many requests (with Retry-After when given)
@@ -50,10 +54,18 @@ class ClientError(GenhookError):
     slug: str = "bad-request"
     title: str = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        #: Extra response headers (``Retry-After``, the ``RateLimit`` fields).
+        self.headers = dict(headers or {})
 
 
 class ValidationFailed(ClientError):
@@ -94,6 +106,32 @@ class Gone(ClientError):
 
 class PayloadTooLarge(ClientError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class TooManyRequests(ClientError):
+    """A limit was reached; ``Retry-After`` says when trying again can succeed."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(
+        self, detail: str, *, retry_after_seconds: int, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            detail, headers={**(headers or {}), "Retry-After": str(retry_after_seconds)}
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RateLimited(TooManyRequests):
+    slug, title = "rate-limited", "Rate limit exceeded"
+
+
+class QuotaExceeded(TooManyRequests):
+    slug, title = "quota-exceeded", "Quota exceeded"
+
+
+class TooManyJobsInFlight(TooManyRequests):
+    slug, title = "too-many-jobs-in-flight", "Too many generations in flight"
 
 
 class ProviderError(GenhookError):

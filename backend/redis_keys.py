@@ -48,6 +48,14 @@
                                           "ok|fail:{latency}:{nonce}"; trimmed to the breaker
                                           window and to ROUTE_OUTCOMES_MAX members
                                           TTL: the window plus ROUTE_OUTCOMES_TTL_SLACK_SECONDS
+    genhook:ratelimit:{LIMITER/{policy}/{identity}/{amount}/{multiples}/{granularity}}
+                                  string  the current window's count of one policy window
+                                          (identity: an account id, a client address or an
+                                          email domain); the same key + "/-1" holds the
+                                          previous window's. Written by the ``limits``
+                                          library's sliding-window counter
+                                          (backend/ratelimit/limiter.py)
+                                          TTL: twice the window
     dramatiq:*                            Dramatiq's own queues (namespace "dramatiq")
 
 The database is the truth; losing these keys loses speed, and (for the dedup keys) only
@@ -58,6 +66,8 @@ from __future__ import annotations
 
 PREFIX = "genhook"
 
+#: Prefix of the rate-limit counters (the ``limits`` library adds ``:{key}``).
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"
 #: Cache lifetime of a running job; every poll rewrites it, so it only expires if polling stops.
 ACTIVE_JOB_TTL_SECONDS = 300
 #: A lock outlives a crashed holder by at most this; a live holder renews it every third.

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
+from backend.ratelimit.policy import parse_limits
 from backend.webhooks.retry import MAX_TIMEOUT_SECONDS, validate_schedule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -282,6 +283,57 @@ class Settings(BaseSettings):
         description="Comma-separated CIDRs that webhooks may target although private/loopback.",
     )
 
+    # Rate limits and quotas (backend/ratelimit/): each a list of `<n>/<window>` separated by
+    # `;` (e.g. `20/second;600/minute`: a burst of 20, 10 a second sustained), counted in
+    # Redis so every API process and worker shares them; an empty value turns one off.
+    rate_limit_reads: str = Field(
+        default="50/second;1200/minute",
+        description="Requests an account may make with GET (reads), per window: a burst "
+        "allowance and a sustained rate. Exceeding it is a 429 with `Retry-After`.",
+    )
+    rate_limit_writes: str = Field(
+        default="20/second;300/minute",
+        description="Requests an account may make with POST, PATCH or DELETE (writes), "
+        "counted apart from reads.",
+    )
+    max_jobs_in_flight: int = Field(
+        default=50,
+        ge=1,
+        description="Generations an account may have unfinished (`pending` or `processing`) "
+        "at once; one more is a 429, nothing charged. `genhook accounts set-limits` "
+        "overrides it per account.",
+    )
+    quota_deliveries: str = Field(
+        default="10000/hour",
+        description="Webhook attempts sent for one account (retries, redeliveries and "
+        "recoveries included). Past it, attempts wait for room (nothing is lost) and "
+        "redeliver and recover answer 429.",
+    )
+    quota_redeliveries: str = Field(
+        default="300/hour",
+        description="`POST /v1/deliveries/{id}/redeliver` calls an account may make.",
+    )
+    quota_recovers: str = Field(
+        default="30/hour",
+        description="Recover calls (`POST /v1/deliveries/recover`, "
+        "`POST /v1/webhook-endpoints/{id}/recover`) an account may make.",
+    )
+    signup_limit_per_address: str = Field(
+        default="10/hour",
+        description="Signups one client address may attempt (see `GENHOOK_TRUSTED_PROXIES`).",
+    )
+    signup_limit_per_domain: str = Field(
+        default="100/hour",
+        description="Signups with emails of one domain that may be attempted (from addresses "
+        "still within their own limit).",
+    )
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs of the reverse proxies in front of the API: when "
+        "the peer is one, the client address is the right-most `X-Forwarded-For` address "
+        "that is not. Empty: the peer's address, and `X-Forwarded-For` is ignored.",
+    )
+
     signup_enabled: bool = Field(default=True, description="Allow POST /v1/signup.")
     signup_credits: int = Field(default=50, ge=0, description="Credits a new account starts with.")
     status_cache_ttl_seconds: int = Field(
@@ -357,7 +409,21 @@ class Settings(BaseSettings):
     def _empty_means_shipped(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("webhook_allowed_networks", mode="before")
+    @field_validator(
+        "rate_limit_reads",
+        "rate_limit_writes",
+        "quota_deliveries",
+        "quota_redeliveries",
+        "quota_recovers",
+        "signup_limit_per_address",
+        "signup_limit_per_domain",
+    )
+    @classmethod
+    def _check_limits(cls, value: str) -> str:
+        parse_limits(value)  # raises ValueError naming what it cannot read
+        return value.strip()
+
+    @field_validator("webhook_allowed_networks", "trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):

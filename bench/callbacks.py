@@ -98,6 +98,7 @@ def _run_jobs(args: argparse.Namespace, work: Path, redis_url: str) -> list[floa
     from backend.simulator.app import create_app as create_simulator
     from backend.simulator.credentials import all_provider_settings
     from backend.store.migrate import upgrade
+    from bench.limits import GENEROUS_LIMITS
     from tests.support.wsgi_server import serve_wsgi as serve
 
     arrivals: dict[str, float] = {}
@@ -124,6 +125,7 @@ def _run_jobs(args: argparse.Namespace, work: Path, redis_url: str) -> list[floa
                 if args.mode == "callbacks"
                 else "",
                 **all_provider_settings(sim),
+                **GENEROUS_LIMITS,
             }
         )
         ctx = build_context(settings, broker=dramatiq.get_broker())

@@ -51,6 +51,7 @@ import redis
 
 from backend import redis_keys
 from bench.cpu_usage import Usage
+from bench.limits import GENEROUS_LIMITS_ENV
 
 MODEL = "runway-gen4.5"
 ROUTE_KEY = "runway/gen4.5"
@@ -143,6 +144,7 @@ def running_stack(args: argparse.Namespace, run: str, extra: dict[str, str]) -> 
         {
             "GENHOOK_SIMULATOR_URL": sim_url,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": f"{args.render_seconds:g}",
+            **GENEROUS_LIMITS_ENV,
             **extra,
         }
     )

@@ -31,6 +31,7 @@ from backend.store.engine import normalize_url
 from backend.store.migrate import upgrade
 from backend.store.tables import metadata
 from bench.cpu_usage import Roles
+from bench.limits import GENEROUS_LIMITS
 from bench.receiver import RECEIVER_DESCRIPTION, Receiver
 
 
@@ -70,6 +71,7 @@ def running(
                 "webhook_allowed_networks": "127.0.0.0/8",
                 # The jobs are completed by the bench itself; no provider renders them.
                 "simulator_fallback": True,
+                **GENEROUS_LIMITS,
             }
         )
         configure_worker_logging(work_dir / "worker.log")

@@ -18,7 +18,9 @@ no request starts after ``--max-seconds``.
 
 How to run it (only against a stack you run yourself; every accepted job is charged)::
 
-    genhook up --port 8100                      # in another shell, prints "genhook is up"
+    # in another shell (one account's writes and jobs in flight are limited by default)
+    GENHOOK_RATE_LIMIT_WRITES=1000000/second GENHOOK_MAX_JOBS_IN_FLIGHT=10000000 \
+        genhook up --port 8100                  # prints "genhook is up"
     genhook accounts create --email bench@example.com --credits 10000000
     GENHOOK_BENCH_API_KEY=<api key> python bench/submit.py \\
         --base-url http://127.0.0.1:8100 --concurrency 32 --requests 3000

@@ -11,6 +11,7 @@ import falcon
 from backend.api import errors
 from backend.api.auth import BearerAuth
 from backend.api.openapi import build_document
+from backend.api.rate_limit import AccountRateLimit
 from backend.api.resources.accounts import AccountResource, LedgerResource, SignupResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import (
@@ -116,7 +117,7 @@ def openapi_document(ctx: Context) -> dict[str, Any]:
 
 
 def create_app(ctx: Context) -> falcon.App:
-    middleware: list[Any] = [SecurityHeaders(), BearerAuth(ctx)]
+    middleware: list[Any] = [SecurityHeaders(), BearerAuth(ctx), AccountRateLimit(ctx)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)

@@ -40,6 +40,8 @@ def handle_client_error(
     }
     if exc.status == 401:
         resp.set_header("WWW-Authenticate", 'Bearer realm="genhook"')
+    for name, value in exc.headers.items():
+        resp.set_header(name, value)
     _write(resp, exc.status, body)
 
 

@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from backend.idempotency import HEADER as IDEMPOTENCY_HEADER
 from backend.idempotency import REPLAYED_HEADER
+from backend.ratelimit.headers import POLICY_HEADER, RETRY_AFTER_HEADER, STATE_HEADER
 from backend.schemas import examples
 from backend.schemas.common import Problem
 
@@ -30,8 +31,26 @@ _ERROR_TEXT = {
     409: "Conflict",
     413: "Body too large",
     422: "Validation failed; `errors` names each field",
+    429: "Too many requests: a rate limit, a quota or the cap on generations in flight "
+    "(the problem's `type` says which); retry after `Retry-After` seconds",
     503: "Unavailable: the database cannot be reached (for readiness: or Redis); "
     "retry after `Retry-After` seconds",
+}
+
+#: The rate-limit fields (draft-ietf-httpapi-ratelimit-headers) on every answer to an
+#: authenticated request while the server's request limits are on.
+RATE_LIMIT_HEADERS = {
+    POLICY_HEADER: "The account's request limits for this kind of request, one item per "
+    'window: `"read-1s";q=50;w=1, "read-60s";q=1200;w=60` (`q` requests per `w` seconds; '
+    "`read` for GET, `write` for the others).",
+    STATE_HEADER: "What is left of each window now: "
+    '`"read-1s";r=49;t=1, "read-60s";r=1187;t=4` (`r` requests remaining, `t` seconds '
+    "until more are available).",
+}
+#: Headers of a 429.
+TOO_MANY_REQUESTS_HEADERS = {
+    RETRY_AFTER_HEADER: "Seconds to wait before sending the request again.",
+    **RATE_LIMIT_HEADERS,
 }
 
 #: Operations that answer without the database; every other one may answer 503.
@@ -223,26 +242,34 @@ def _operation_object(
         if model is not None:
             response["content"] = {"application/json": _media(model)}
         headers = dict(op.headers.get(status, {}))
+        if not public:
+            headers.update(RATE_LIMIT_HEADERS)
         if op.idempotent:
             headers[REPLAYED_HEADER] = (
                 "`true` when this is the remembered answer to an earlier request with the "
                 "same `Idempotency-Key` (nothing was done or charged again); absent otherwise."
             )
         if headers:
-            response["headers"] = {
-                name: {"description": text, "schema": {"type": "string"}}
-                for name, text in headers.items()
-            }
+            response["headers"] = _headers(headers)
         result["responses"][str(status)] = response
-    errors = set(op.errors) | ({401} if not public else set())
+    errors = set(op.errors) | ({401, 429} if not public else set())
     if op.operation_id not in _NO_DATABASE:
         errors.add(503)
     for status in sorted(errors):
-        result["responses"][str(status)] = {
+        problem: dict[str, Any] = {
             "description": _ERROR_TEXT.get(status, "Error"),
             "content": {"application/problem+json": {"schema": _ref(Problem)}},
         }
+        if status == 429:
+            problem["headers"] = _headers(TOO_MANY_REQUESTS_HEADERS)
+        result["responses"][str(status)] = problem
     return result
+
+
+def _headers(headers: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
+    }
 
 
 def _webhook_object(event: str, summary: str, model: type[BaseModel]) -> dict[str, Any]:

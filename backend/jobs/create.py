@@ -15,6 +15,7 @@ from backend.idempotency import Answer, IdempotencyKey, remember
 from backend.images import links
 from backend.images.checked import CheckedImage, check_image_source
 from backend.jobs.credits import charge, require_balance
+from backend.jobs.in_flight import require_room_in_flight
 from backend.jobs.routes import JobShape, PlannedRoute, build_plan
 from backend.schemas.generations import GenerationCreate
 from backend.store import images as images_store
@@ -38,8 +39,8 @@ def create_generation(
     *,
     idempotency: IdempotencyKey | None = None,
 ) -> JobRecord:
-    """Check everything, then debit and insert in one transaction, then enqueue the
-    submission.
+    """Check everything, then debit and insert in one transaction (which first checks the
+    account's cap on jobs in flight), then enqueue the submission.
 
     Images are fetched and checked before the transaction, so a bad one is a 422 that
     charges nothing. If enqueueing fails the job is still safe in the database and the
@@ -58,9 +59,11 @@ def create_generation(
     # here): the client is then charged that price, never more than the model's.
     first = plan[0]
     charged = min(price, first.credits)
-    # Before fetching anyone's images: an account that cannot pay makes genhook fetch
-    # nothing. The debit below stays the authority (a parallel job may spend the balance).
+    # Before fetching anyone's images: an account that cannot pay, or has all the jobs in
+    # flight it may, makes genhook fetch nothing. The checks in the insert's transaction
+    # below stay the authority (a parallel job may spend the balance or take the slot).
     with ctx.store.begin() as conn:
+        require_room_in_flight(conn, ctx.settings, account_id)
         require_balance(conn, account_id, charged)
     image = _checked_image(ctx, request.image_url, "image_url")
     end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
@@ -68,6 +71,8 @@ def create_generation(
     max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()
     with ctx.store.begin() as conn:
+        # First: it locks the account's row, so concurrent submissions queue here.
+        require_room_in_flight(conn, ctx.settings, account_id)
         image_id = _store_image(conn, account_id, image)
         end_image_id = _store_image(conn, account_id, end_image)
         job = jobs_store.insert_job(

@@ -17,6 +17,8 @@ sleeps waiting for a receiver to come back. The rules, in order:
 * A success to a destination (an endpoint, or a job's own URL) brings that destination's
   other waiting retries forward, a bounded batch at a time, so a receiver back from an
   outage gets its backlog in seconds rather than at each delivery's next long-tail slot.
+* An account over its webhook quota (``GENHOOK_QUOTA_DELIVERIES``) has the attempt put off,
+  uncounted, until the quota has room again.
 * An endpoint that has had no success for ``webhook_endpoint_disable_after_seconds`` is
   disabled with a reason; pending deliveries to a disabled or deleted endpoint fail.
 
@@ -137,11 +139,16 @@ def _attempt_if_due(
     )
     with sending_slots(ctx.redis, ctx.settings, delivery.account_id, target.url) as full:
         if full is None:
-            result = post_webhook(
-                ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
-            )
+            # Counted only when it would really be sent: a put-off attempt costs no quota.
+            quota = ctx.rate_limits.take_delivery_attempt(delivery.account_id)
+            if quota.allowed:
+                result = post_webhook(
+                    ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+                )
     if full is not None:  # a probe is dropped: the next one comes soon enough
         return None if probe else _defer(ctx, target, now, full, busy)
+    if not quota.allowed:
+        return _wait_for_quota(ctx, delivery, now, quota.retry_after_seconds, probe=probe)
     unavailable = seen.unavailable
     if result.succeeded:
         remembered = dedup.remember(
@@ -204,6 +211,24 @@ def _defer(ctx: Context, target: Target, now: datetime, why: str, busy: int) -> 
         why,
     )
     return Deferred(delay)
+
+
+def _wait_for_quota(
+    ctx: Context, delivery: DeliveryRecord, now: datetime, wait_seconds: int, *, probe: bool
+) -> float | None:
+    """The account has sent its quota of webhooks for now: the attempt is not made, not
+    counted, and waits (still pending) until the quota has room. A probe is just dropped."""
+    if probe:
+        return None
+    with ctx.store.begin() as conn:
+        deliveries_store.reschedule(conn, delivery.id, now + timedelta(seconds=wait_seconds))
+    log.info(
+        "delivery %s waits %d s: account %s has used its webhook delivery quota",
+        delivery.id,
+        wait_seconds,
+        delivery.account_id,
+    )
+    return float(wait_seconds)
 
 
 def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:

@@ -26,6 +26,8 @@ class AccountRecord:
     previous_signing_secret: str | None
     previous_signing_secret_expires_at: datetime | None
     created_at: datetime
+    #: The operator's cap on unfinished jobs; ``None``: the server's default.
+    max_jobs_in_flight: int | None = None
 
 
 def _record(row: sa.Row) -> AccountRecord:
@@ -68,9 +70,22 @@ def create_account(
     return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
 
 
-def get_account(conn: sa.Connection, account_id: str) -> AccountRecord | None:
-    row = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
+def get_account(
+    conn: sa.Connection, account_id: str, *, for_update: bool = False
+) -> AccountRecord | None:
+    """The account; ``for_update`` locks its row until the transaction ends, which
+    serialises the account's submissions (PostgreSQL; SQLite's transactions already are)."""
+    query = sa.select(accounts).where(accounts.c.id == account_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     return _record(row) if row else None
+
+
+def set_max_jobs_in_flight(conn: sa.Connection, account_id: str, cap: int | None) -> None:
+    conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(max_jobs_in_flight=cap)
+    )
 
 
 def get_account_by_email(conn: sa.Connection, email: str) -> AccountRecord | None:

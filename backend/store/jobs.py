@@ -138,6 +138,18 @@ def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Jo
     return _record(row) if row else None
 
 
+def count_in_flight(conn: sa.Connection, account_id: str) -> int:
+    """The account's jobs not yet finished (``pending`` or ``processing``)."""
+    unfinished = [s.value for s in JobStatus if not s.is_terminal]
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(jobs.c.account_id == account_id, jobs.c.status.in_(unfinished))
+        ).scalar_one()
+    )
+
+
 def get_account_job(conn: sa.Connection, account_id: str, job_id: str) -> JobRecord | None:
     row = conn.execute(
         sa.select(jobs).where(jobs.c.id == job_id, jobs.c.account_id == account_id)

@@ -28,6 +28,8 @@ accounts = sa.Table(
     sa.Column("previous_signing_secret", sa.String(120), nullable=True),
     sa.Column("previous_signing_secret_expires_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # An operator's cap on the account's unfinished jobs; NULL: settings.max_jobs_in_flight.
+    sa.Column("max_jobs_in_flight", sa.Integer, nullable=True),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
 
@@ -101,6 +103,8 @@ jobs = sa.Table(
     # Set when retention deleted the copy.
     sa.Column("output_deleted_at", UTCDateTime, nullable=True),
     sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
+    # The account's jobs in flight, counted at each submission (backend/jobs/in_flight.py).
+    sa.Index("ix_jobs_account_status", "account_id", "status"),
     sa.Index("ix_jobs_output_stored", "output_stored_at"),
     sa.Index("ix_jobs_status_updated", "status", "updated_at"),
     # The fast recovery pass's overdue polls.

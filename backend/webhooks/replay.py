@@ -42,7 +42,11 @@ def get_delivery(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
 
 def redeliver(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
     """One more attempt now. A delivery still being retried has its next attempt brought
-    forward instead; either way the receiver sees the same ``webhook-id``."""
+    forward instead; either way the receiver sees the same ``webhook-id``.
+
+    Counts against the account's redeliver quota, and is refused while its webhook
+    delivery quota is used up (``QuotaExceeded``)."""
+    ctx.rate_limits.require_redeliver(account_id)
     now = ctx.now()
     with ctx.store.begin() as conn:
         delivery = deliveries_store.get_account_delivery(conn, account_id, delivery_id)
@@ -67,7 +71,9 @@ def redeliver(ctx: Context, account_id: str, delivery_id: str) -> Delivery:
 
 def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) -> list[str]:
     """Queue every failed delivery to the endpoint since ``since`` for a fresh round on its
-    retry schedule; returns their ids, oldest first."""
+    retry schedule; returns their ids, oldest first. Counts against the account's recover
+    quota (``QuotaExceeded``), like :func:`recover_account`."""
+    ctx.rate_limits.require_recover(account_id)
     now = ctx.now()
     with ctx.store.begin() as conn:
         endpoint = endpoints_store.get_account_endpoint(conn, account_id, endpoint_id)
@@ -85,7 +91,9 @@ def recover(ctx: Context, account_id: str, endpoint_id: str, since: datetime) ->
 def recover_account(ctx: Context, account_id: str, status: str, since: datetime) -> list[str]:
     """The account's deliveries since ``since``, to jobs' own URLs and to endpoints that
     can receive: failed ones get a fresh round on their schedule, pending ones are made due
-    now. Returns their ids, oldest first (at most MAX_RECOVER a call)."""
+    now. Returns their ids, oldest first (at most MAX_RECOVER a call). Counts against the
+    account's recover quota (``QuotaExceeded``)."""
+    ctx.rate_limits.require_recover(account_id)
     now = ctx.now()
     with ctx.store.begin() as conn:
         ids = deliveries_store.account_deliveries_to_recover(

@@ -59,6 +59,9 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str]) -> Stack:
         "GENHOOK_SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
         "GENHOOK_SIMULATOR_RENDER_SECONDS": "1",
         "GENHOOK_POLL_INTERVAL_SECONDS": "0.25",
+        # The tests poll jobs every 20 ms: request limits counted, never reached.
+        "GENHOOK_RATE_LIMIT_READS": "1000000/second",
+        "GENHOOK_RATE_LIMIT_WRITES": "1000000/second",
         **extra_env,
     }
     port = free_port()

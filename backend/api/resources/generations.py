@@ -34,7 +34,10 @@ class GenerationsResource:
         "charged now (402 if the balance is short) and refunded if the job fails or is "
         "canceled. When it ends, the signed result is POSTed to `webhook_url` and to the "
         "subscribed webhook endpoints; otherwise poll the `Location`. Every field and image "
-        "is checked before anything is charged (a 422 names the field).",
+        "is checked before anything is charged (a 422 names the field). An account may have "
+        "a limited number of generations in flight (`pending` or `processing`; the server's "
+        "`GENHOOK_MAX_JOBS_IN_FLIGHT`, 50 by default, or the account's own cap): one more "
+        "is a 429 `too-many-jobs-in-flight` naming the cap, nothing charged.",
         tags=("generations",),
         request=GenerationCreate,
         responses={202: Generation},

@@ -164,7 +164,9 @@ class RecoverWebhookEndpointResource:
         summary="Re-send every failed delivery to this endpoint since a time",
         description="Each delivery gets a fresh round on the endpoint's retry schedule, with "
         f"its original `webhook-id`. At most {replay.MAX_RECOVER} per call; call again "
-        "with a later `since` for more. A disabled endpoint is a 409 (re-enable it first).",
+        "with a later `since` for more. A disabled endpoint is a 409 (re-enable it first). "
+        "Recover calls have an hourly quota, and are refused while the account's webhook "
+        "delivery quota is used up: 429 `quota-exceeded` with `Retry-After`.",
         tags=TAGS,
         request=RecoverRequest,
         responses={202: RecoverResult},
@@ -190,7 +192,9 @@ class RecoverAccountDeliveriesResource:
         "(those disabled or deleted are left out). `failed` deliveries get a fresh round on "
         "their retry schedule; `pending` ones, waiting for a later retry, are sent now. "
         f"Each keeps its original `webhook-id`. At most {replay.MAX_RECOVER} per call; call "
-        "again with a later `since` for more.",
+        "again with a later `since` for more. Recover calls have an hourly quota, and are "
+        "refused while the account's webhook delivery quota is used up: 429 "
+        "`quota-exceeded` with `Retry-After`.",
         tags=TAGS,
         request=AccountRecoverRequest,
         responses={202: AccountRecoverResult},
@@ -273,7 +277,9 @@ class RedeliverResource:
         summary="One more attempt now, with the same `webhook-id`",
         description="Sent even if an earlier attempt succeeded. A delivery still being "
         "retried has its next attempt brought forward. A delivery to a disabled or deleted "
-        "endpoint is a 409.",
+        "endpoint is a 409. Redeliver calls have an hourly quota, and are refused while the "
+        "account's webhook delivery quota is used up: 429 `quota-exceeded` with "
+        "`Retry-After`.",
         tags=TAGS,
         responses={202: Delivery},
         errors=(404, 409),

@@ -183,6 +183,11 @@ class ChaosStack:
             "GENHOOK_PUBLIC_BASE_URL": self.api_url,
             "GENHOOK_API_PORT": self.api_url.rsplit(":", 1)[1],
             "GENHOOK_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            # The load drives few accounts hard: limits counted, never reached.
+            "GENHOOK_RATE_LIMIT_READS": "1000000/second",
+            "GENHOOK_RATE_LIMIT_WRITES": "1000000/second",
+            "GENHOOK_MAX_JOBS_IN_FLIGHT": "10000000",
+            "GENHOOK_QUOTA_DELIVERIES": "100000000/hour",
             **self.extra_env,
         }
 

@@ -30,7 +30,7 @@ export const generationOperations: INodeProperties[] = [
 				name: 'Create',
 				value: 'create',
 				action: 'Create a generation',
-				description: 'Answers 202 at once with the generation <code>pending</code>: the model\'s price is charged now (402 if the balance is short) and refunded if the job fails or is canceled. When it ends, the signed result is POSTed to <code>webhook_url</code> and to the subscribed webhook endpoints; otherwise poll the <code>Location</code>. Every field and image is checked before anything is charged (a 422 names the field).',
+				description: 'Answers 202 at once with the generation <code>pending</code>: the model\'s price is charged now (402 if the balance is short) and refunded if the job fails or is canceled. When it ends, the signed result is POSTed to <code>webhook_url</code> and to the subscribed webhook endpoints; otherwise poll the <code>Location</code>. Every field and image is checked before anything is charged (a 422 names the field). An account may have a limited number of generations in flight (<code>pending</code> or <code>processing</code>; the server\'s <code>GENHOOK_MAX_JOBS_IN_FLIGHT</code>, 50 by default, or the account\'s own cap): one more is a 429 <code>too-many-jobs-in-flight</code> naming the cap, nothing charged.',
 				routing: {
 					request: {
 						method: 'POST',
