@@ -29,6 +29,7 @@ from backend.storage.links import signed_output_url
 from backend.store import Store
 from backend.store.types import utcnow
 from backend.webhooks.guarded_transport import guarded_client
+from backend.webhooks.name_lookup import Lookup
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -48,6 +49,9 @@ class Context:
     health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
     webhook_client: httpx.Client
+    #: How host names in tenants' URLs are resolved when they are checked: ``None`` is the
+    #: system resolver, what genhook always uses (tests resolve with a DNS server of theirs).
+    name_lookup: Lookup | None = None
 
     def now(self) -> datetime:
         return utcnow()

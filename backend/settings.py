@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
+from backend.webhooks.name_lookup import DEFAULT_TIMEOUT_SECONDS as DEFAULT_LOOKUP_TIMEOUT_SECONDS
 from backend.webhooks.retry import MAX_TIMEOUT_SECONDS, validate_schedule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -355,7 +356,7 @@ class Settings(BaseSettings):
         "disconnected, freeing the thread that writes it.",
     )
     dns_timeout_seconds: float = Field(
-        default=3.0,
+        default=DEFAULT_LOOKUP_TIMEOUT_SECONDS,
         gt=0,
         description="Longest wait for the name of a webhook or image URL to resolve while a "
         "request waits (submission, endpoint registration); past it the request is a 503 "

@@ -30,8 +30,9 @@ _ERROR_TEXT = {
     409: "Conflict",
     413: "Body too large",
     422: "Validation failed; `errors` names each field",
-    503: "Unavailable: the database cannot be reached (for readiness: or Redis); "
-    "retry after `Retry-After` seconds",
+    503: "Unavailable: the database cannot be reached (for readiness: or Redis), or a "
+    "URL's host name did not resolve in time (`errors` names the field); retry after "
+    "`Retry-After` seconds",
 }
 
 #: Operations that answer without the database; every other one may answer 503.

@@ -205,7 +205,12 @@ class BufferedThreadWorker(ThreadWorker):
             self.nr_conns -= 1
             conn.close()
             return
-        self._take(conn, data)
+        try:
+            self._take(conn, data)
+        except Exception:  # never let one connection break the loop that serves all
+            self.log.exception("dropped a connection from %s", conn.address)
+            if conn in self.reading:
+                self._refuse(conn, 400, "the request could not be read")
 
     def _take(self, conn: BufferedConn, data: bytes) -> None:
         assert conn.request is not None
