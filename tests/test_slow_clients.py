@@ -31,6 +31,7 @@ HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
 BODY_MIN_RATE = 1000.0  # bytes per second
 KEEPALIVE = 1.0
+WRITE_TIMEOUT = 1.0
 PER_CLIENT = 8
 #: The event loop checks deadlines once a second; a loaded machine adds a little more.
 SLACK = 1.6
@@ -54,7 +55,7 @@ def api(database_url: str, redis_url: str) -> Iterator[RunningApi]:
         api_body_timeout_seconds=BODY_TIMEOUT,
         api_body_min_bytes_per_second=BODY_MIN_RATE,
         api_keepalive_seconds=KEEPALIVE,
-        api_write_timeout_seconds=1.0,
+        api_write_timeout_seconds=WRITE_TIMEOUT,
         api_max_connections_per_client=PER_CLIENT,
     )
     with running_api(settings) as running:
@@ -189,3 +190,50 @@ def test_kept_alive_connections_are_reused_then_closed_when_idle_and_never_block
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_client_that_reads_none_of_its_answers_is_dropped_after_the_write_timeout(
+    api: RunningApi,
+) -> None:
+    # Given clients with tiny receive windows that ask for 100 OpenAPI documents (12 MB)
+    # in a row on one connection each, and read nothing
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    readers = [slow_socket(api.port, request * 100, receive_buffer=4096) for _ in range(3)]
+    try:
+        # then the API answers everyone else at once while their answers are stuck
+        assert_api_answers_promptly(api, during=WRITE_TIMEOUT + SLACK)
+        # and it gave up on each: what they can still read ends well before 100 answers
+        for sock in readers:
+            received = answer_of(sock, timeout=5)
+            assert b"HTTP/1.1 200 OK" in received
+            assert received.count(b"HTTP/1.1 200 OK") < 100
+            assert closed_by_server(sock)
+    finally:
+        for sock in readers:
+            sock.close()
+
+
+def test_a_body_announced_too_large_is_a_413_before_it_is_sent(api: RunningApi) -> None:
+    sock = slow_socket(api.port, POST_HEAD % (100 * 1024 * 1024))
+    try:
+        answer = answer_of(sock, timeout=PROMPT)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_client_that_expects_100_continue_is_told_once_then_answered(api: RunningApi) -> None:
+    body = b'{"model": "no-such-model", "prompt": "a cat"}'
+    head = (POST_HEAD % len(body)).replace(
+        b"\r\n\r\n",
+        f"\r\nExpect: 100-continue\r\nAuthorization: Bearer {api.api_key}\r\n\r\n".encode(),
+    )
+    sock = slow_socket(api.port, head)
+    try:
+        sock.settimeout(PROMPT)
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = one_answer(sock, timeout=PROMPT)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 422 ")

@@ -93,9 +93,16 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("the API did not start")
 
 
-def slow_socket(port: int, first_bytes: bytes = b"") -> socket.socket:
+def slow_socket(
+    port: int, first_bytes: bytes = b"", *, receive_buffer: int | None = None
+) -> socket.socket:
     """A connection from the attacker's address, having sent ``first_bytes``."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(ATTACKER, 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:  # before connecting, so the window is small from the start
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(5)
+    sock.bind((ATTACKER, 0))
+    sock.connect(("127.0.0.1", port))
     if first_bytes:
         sock.sendall(first_bytes)
     return sock
