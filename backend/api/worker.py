@@ -161,7 +161,8 @@ class BufferedThreadWorker(ThreadWorker):
         address = client[0] if isinstance(client, tuple) else str(client)
         if not self.per_address.admit(address):
             limit = self.per_address.limit
-            self.log.warning("refused a connection from %s: already %s open", address, limit)
+            # info, not warning: an attacker chooses how many of these lines there are
+            self.log.info("refused a connection from %s: already %s open", address, limit)
             sock.setblocking(False)
             self._answer_and_close(
                 sock,
