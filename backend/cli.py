@@ -130,13 +130,13 @@ def _up(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import os
 
-    from backend.commands import API_APP, gunicorn_command
+    from backend.commands import api_command
 
     settings = get_settings()
     _check_catalog(settings)
     settings.require_redis_url()
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
-    command = gunicorn_command(bind, args.workers or settings.api_workers, API_APP)
+    command = api_command(settings, bind, args.workers or settings.api_workers)
     os.execv(command[0], command)
 
 

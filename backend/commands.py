@@ -14,6 +14,7 @@ from backend.worker_pools import pool_for
 
 API_APP = "backend.api.wsgi:application()"
 SIMULATOR_APP = "backend.simulator.app:gunicorn_app()"
+API_WORKER_CLASS = "backend.api.worker.BufferedThreadWorker"
 #: Seconds gunicorn gives in-flight requests on shutdown.
 GRACEFUL_TIMEOUT_SECONDS = 10
 
@@ -29,6 +30,23 @@ def gunicorn_command(bind: str, workers: int, app: str, *, threads: int = 1) -> 
         "--graceful-timeout", str(GRACEFUL_TIMEOUT_SECONDS), "--log-level", "warning",
         "--no-control-socket",  # two gunicorn masters would claim the same default path
         app,
+    )  # fmt: skip
+
+
+def api_command(settings: Settings, bind: str, workers: int) -> list[str]:
+    """The API under gunicorn with genhook's worker (``backend/api/worker.py``): requests
+    are read whole in each process's event loop, within deadlines, before a thread serves
+    them, so slow clients cannot take the API down."""
+    from backend.api.worker import gunicorn_keepalive
+
+    return python_command(
+        "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+        "--worker-class", API_WORKER_CLASS, "--threads", str(settings.api_threads),
+        "--worker-connections", str(settings.api_max_connections),
+        "--keep-alive", str(gunicorn_keepalive(settings.api_keepalive_seconds)),
+        "--graceful-timeout", str(GRACEFUL_TIMEOUT_SECONDS), "--log-level", "warning",
+        "--no-control-socket",
+        API_APP,
     )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from backend.storage.links import signed_output_url
 from backend.store import Store
 from backend.store.types import utcnow
 from backend.webhooks.guarded_transport import guarded_client
+from backend.webhooks.name_lookup import Lookup
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -51,6 +52,9 @@ class Context:
     webhook_client: httpx.Client
     #: Request rate limits and quotas, counted in Redis (``backend/ratelimit/``).
     rate_limits: RateLimits
+    #: How host names in tenants' URLs are resolved when they are checked: ``None`` is the
+    #: system resolver, what genhook always uses (tests resolve with a DNS server of theirs).
+    name_lookup: Lookup | None = None
 
     def now(self) -> datetime:
         return utcnow()

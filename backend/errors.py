@@ -15,6 +15,9 @@
     │       ├── RateLimited             too many requests (or signups) per window
     │       ├── QuotaExceeded           an hourly quota (webhooks, redeliver, recover) is used
     │       └── TooManyJobsInFlight     the account's cap on unfinished generations
+├── Unavailable              503    not now: retry after ``retry_after_seconds`` (e.g. a
+│                                   URL's host name did not resolve in time; ``errors``
+│                                   names the field)
     ├── ProviderError                   (raised by provider adapters; never shown raw)
     │   ├── ProviderTransient           5xx / timeout / network: try again or elsewhere
     │   │   ├── ProviderRateLimited     too many requests (with Retry-After when given)
@@ -132,6 +135,29 @@ class QuotaExceeded(TooManyRequests):
 
 class TooManyJobsInFlight(TooManyRequests):
     slug, title = "too-many-jobs-in-flight", "Too many generations in flight"
+
+
+class Unavailable(GenhookError):
+    """The request could not be served now, through no fault shown in it: a retry after
+    ``retry_after_seconds`` may succeed. Nothing of it was written."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(
+        self, detail: str, *, retry_after_seconds: int, errors: list[FieldError] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_seconds = retry_after_seconds
+        self.errors = errors or []
+
+    @classmethod
+    def for_field(cls, field: str, message: str, *, retry_after_seconds: int) -> Unavailable:
+        return cls(
+            f"{field}: {message}",
+            retry_after_seconds=retry_after_seconds,
+            errors=[FieldError(field, message)],
+        )
 
 
 class ProviderError(GenhookError):

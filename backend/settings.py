@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
 from backend.ratelimit.policy import parse_limits
+from backend.webhooks.name_lookup import DEFAULT_TIMEOUT_SECONDS as DEFAULT_LOOKUP_TIMEOUT_SECONDS
 from backend.webhooks.retry import MAX_TIMEOUT_SECONDS, validate_schedule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -395,6 +396,63 @@ class Settings(BaseSettings):
         description="Most webhooks of one account in flight at once to one destination "
         "(`host:port`), across every delivery worker, so one slow receiver of an account "
         "does not hold up its other receivers either.",
+    )
+    api_threads: int = Field(
+        default=8,
+        ge=1,
+        description="Threads per API worker process: requests served at once by each. A "
+        "thread only ever gets a request that has fully arrived.",
+    )
+    api_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections one API worker process holds at most (gunicorn's "
+        "`--worker-connections`); past it, new ones wait in the listen queue.",
+    )
+    api_max_connections_per_client: int = Field(
+        default=20,
+        ge=0,
+        description="Open connections one client address may hold in each API worker "
+        "process; one more is answered 429 and closed. 0 turns the cap off (behind a reverse "
+        "proxy every connection comes from the proxy's address: cap per client there).",
+    )
+    api_keepalive_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an idle kept-alive connection stays open; 0 closes each "
+        "connection after its answer.",
+    )
+    api_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this long of its start "
+        "(the connection's accept, or a kept-alive connection's first new byte); otherwise "
+        "408 and the connection is closed.",
+    )
+    api_body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a request body has to arrive after the headers, plus one second per "
+        "`api_body_min_bytes_per_second` received; otherwise 408 and the connection is closed.",
+    )
+    api_body_min_bytes_per_second: float = Field(
+        default=10_000.0,
+        gt=0,
+        description="The slowest average rate at which a request body may arrive (beyond "
+        "`api_body_timeout_seconds`).",
+    )
+    api_write_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A client that takes none of a response's next chunk for this long is "
+        "disconnected, freeing the thread that writes it.",
+    )
+    dns_timeout_seconds: float = Field(
+        default=DEFAULT_LOOKUP_TIMEOUT_SECONDS,
+        gt=0,
+        description="Longest wait for the name of a webhook or image URL to resolve while a "
+        "request waits (submission, endpoint registration); past it the request is a 503 "
+        "naming the field, with `Retry-After`.",
     )
     worker_shutdown_timeout_seconds: float = Field(
         default=12.0,

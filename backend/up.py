@@ -14,8 +14,8 @@ import httpx
 from backend import bundled_redis
 from backend.accounts import create_account, get_account, issue_api_key
 from backend.commands import (
-    API_APP,
     SIMULATOR_APP,
+    api_command,
     gunicorn_command,
     python_command,
     worker_command,
@@ -109,7 +109,7 @@ def run_up(settings: Settings, *, port: int) -> int:
     worker_settings = capped_for_up(settings)
     children += [
         Child("simulator", simulator, env, stop_stage=SIMULATOR),
-        Child("api", gunicorn_command(api_bind, settings.api_workers, API_APP), env),
+        Child("api", api_command(settings, api_bind, settings.api_workers), env),
         *[
             Child(f"worker ({pool.name})", worker_command(worker_settings, pool.queues), env)
             for pool in pools(worker_settings)

@@ -10,7 +10,7 @@ from typing import Any
 import falcon
 import sqlalchemy as sa
 
-from backend.errors import ClientError
+from backend.errors import ClientError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,26 @@ def _write(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.status = status
     resp.content_type = PROBLEM_JSON
     resp.text = json.dumps(body)
+
+
+def handle_unavailable(
+    req: falcon.Request, resp: falcon.Response, exc: Unavailable, params: dict[str, Any]
+) -> None:
+    """Not now, and not the client's fault: a 503 with ``Retry-After``, naming the field."""
+    log.warning("%s %s answered 503: %s", req.method, req.path, exc.detail)
+    resp.set_header("Retry-After", str(exc.retry_after_seconds))
+    _write(
+        resp,
+        503,
+        {
+            "type": problem_type(exc.slug),
+            "title": exc.title,
+            "status": 503,
+            "detail": exc.detail,
+            "instance": req.path,
+            "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
+        },
+    )
 
 
 def handle_client_error(
@@ -114,4 +134,5 @@ def install(app: falcon.App) -> None:
     for lost in (sa.exc.OperationalError, sa.exc.InterfaceError):
         app.add_error_handler(lost, handle_database_unavailable)
     app.add_error_handler(ClientError, handle_client_error)
+    app.add_error_handler(Unavailable, handle_unavailable)
     app.set_error_serializer(serialize_http_error)

@@ -33,8 +33,9 @@ _ERROR_TEXT = {
     422: "Validation failed; `errors` names each field",
     429: "Too many requests: a rate limit, a quota or the cap on generations in flight "
     "(the problem's `type` says which); retry after `Retry-After` seconds",
-    503: "Unavailable: the database cannot be reached (for readiness: or Redis); "
-    "retry after `Retry-After` seconds",
+    503: "Unavailable: the database cannot be reached (for readiness: or Redis), or a "
+    "URL's host name did not resolve in time (`errors` names the field); retry after "
+    "`Retry-After` seconds",
 }
 
 #: The rate-limit fields (draft-ietf-httpapi-ratelimit-headers) on every answer to an

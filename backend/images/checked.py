@@ -22,6 +22,7 @@ from backend.errors import UnsafeWebhookTarget, ValidationFailed
 from backend.settings import Settings
 from backend.webhooks import url_guard
 from backend.webhooks.guarded_transport import total_time_limit
+from backend.webhooks.name_lookup import Lookup
 
 #: Formats every provider takes (Kling: jpg/png; Runway, Luma, fal, Veo: also webp).
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -47,13 +48,19 @@ class CheckedImage:
 
 
 def check_image_source(
-    source: str, *, field: str, settings: Settings, client: httpx.Client
+    source: str,
+    *,
+    field: str,
+    settings: Settings,
+    client: httpx.Client,
+    lookup: Lookup | None = None,
 ) -> CheckedImage:
-    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``."""
+    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``
+    (``Unavailable`` naming it when its host name does not resolve in time)."""
     if source.startswith("data:"):
         data = _decode_data_url(source, field, settings.image_max_bytes)
     else:
-        data = _fetch(source, field, settings, client)
+        data = _fetch(source, field, settings, client, lookup)
     return _inspect(data, field)
 
 
@@ -71,17 +78,23 @@ def _decode_data_url(source: str, field: str, max_bytes: int) -> bytes:
         raise ValidationFailed.for_field(field, "the data: URL is not valid base64") from None
 
 
-def _fetch(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
+def _fetch(
+    url: str, field: str, settings: Settings, client: httpx.Client, lookup: Lookup | None
+) -> bytes:
     """GET the image over the guarded client, following a few redirects, each one vetted,
     all within one overall time limit (a server trickling bytes cannot hold the API)."""
     with total_time_limit(FETCH_TIMEOUT_SECONDS):
-        return _fetch_within_limit(url, field, settings, client)
+        return _fetch_within_limit(url, field, settings, client, lookup)
 
 
-def _fetch_within_limit(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
+def _fetch_within_limit(
+    url: str, field: str, settings: Settings, client: httpx.Client, lookup: Lookup | None
+) -> bytes:
     allowed = settings.webhook_allowed_networks
     for _ in range(MAX_REDIRECTS + 1):
-        url_guard.require_public(url, allowed, field)
+        url_guard.require_public(
+            url, allowed, field, timeout=settings.dns_timeout_seconds, lookup=lookup
+        )
         try:
             with client.stream("GET", url, timeout=FETCH_TIMEOUT_SECONDS) as response:
                 if response.is_redirect and "location" in response.headers:

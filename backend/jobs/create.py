@@ -53,7 +53,11 @@ def create_generation(
     plan = _plan(ctx, model, request)
     if request.webhook_url is not None:
         url_guard.require_public(
-            request.webhook_url, ctx.settings.webhook_allowed_networks, "webhook_url"
+            request.webhook_url,
+            ctx.settings.webhook_allowed_networks,
+            "webhook_url",
+            timeout=ctx.settings.dns_timeout_seconds,
+            lookup=ctx.name_lookup,
         )
     # The first hop may be a cheaper fallback (the model's own providers are not set up
     # here): the client is then charged that price, never more than the model's.
@@ -153,7 +157,13 @@ def _check_model_inputs(model: CatalogModel, request: GenerationCreate) -> int:
 def _checked_image(ctx: Context, source: str | None, field: str) -> CheckedImage | None:
     if source is None:
         return None
-    return check_image_source(source, field=field, settings=ctx.settings, client=ctx.webhook_client)
+    return check_image_source(
+        source,
+        field=field,
+        settings=ctx.settings,
+        client=ctx.webhook_client,
+        lookup=ctx.name_lookup,
+    )
 
 
 def _store_image(conn: sa.Connection, account_id: str, image: CheckedImage | None) -> str | None:

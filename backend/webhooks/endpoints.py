@@ -32,7 +32,7 @@ def create_endpoint(
 ) -> EndpointRecord:
     """Raises ``Conflict`` past :data:`MAX_ENDPOINTS_PER_ACCOUNT` (every event is sent to
     every subscribed endpoint, so their number bounds the work one job can cause)."""
-    url_guard.require_public(request.url, ctx.settings.webhook_allowed_networks, "url")
+    _require_public(ctx, request.url)
     with ctx.store.begin() as conn:
         if (
             endpoints_store.count_live_endpoints_locked(conn, account_id)
@@ -71,7 +71,7 @@ def update_endpoint(
 ) -> EndpointRecord:
     changes = {name: getattr(request, name) for name in request.model_fields_set}
     if "url" in changes:
-        url_guard.require_public(changes["url"], ctx.settings.webhook_allowed_networks, "url")
+        _require_public(ctx, changes["url"])
     if changes.get("enabled") is True:
         # Turning an endpoint back on forgives its history.
         changes.update(disabled_reason=None, disabled_at=None, failing_since=None)
@@ -126,3 +126,13 @@ def _owned(conn: sa.Connection, account_id: str, endpoint_id: str) -> EndpointRe
     if endpoint is None:
         raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
     return endpoint
+
+
+def _require_public(ctx: Context, url: str) -> None:
+    url_guard.require_public(
+        url,
+        ctx.settings.webhook_allowed_networks,
+        "url",
+        timeout=ctx.settings.dns_timeout_seconds,
+        lookup=ctx.name_lookup,
+    )

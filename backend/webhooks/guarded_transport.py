@@ -20,6 +20,7 @@ import httpx
 
 from backend.errors import UnsafeWebhookTarget
 from backend.webhooks import url_guard
+from backend.webhooks.name_lookup import LookupTimedOut
 from backend.webhooks.url_guard import IPAddress, IPNetwork
 
 Resolver = Callable[[str, int], list[IPAddress]]
@@ -94,7 +95,11 @@ class GuardedNetworkBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         refused: list[str] = []
         last_error: httpcore.ConnectError | None = None
-        for address in self.resolve(host, port):
+        try:
+            addresses = self.resolve(host, port)
+        except LookupTimedOut as exc:  # a transport error like any other to httpx's users
+            raise httpcore.ConnectTimeout(str(exc)) from None
+        for address in addresses:
             try:
                 url_guard.check_address(address, self.allowed)
             except UnsafeWebhookTarget:

@@ -13,10 +13,19 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from backend.errors import UnsafeWebhookTarget, ValidationFailed
+from backend.errors import Unavailable, UnsafeWebhookTarget, ValidationFailed
+from backend.webhooks.name_lookup import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Lookup,
+    LookupTimedOut,
+    getaddrinfo_within,
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: What a client that waited for a name too long is told to wait before retrying.
+LOOKUP_RETRY_AFTER_SECONDS = 5
 
 #: Carrier-grade NAT, which ``ipaddress`` does not count as private.
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
@@ -58,9 +67,16 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address
     return found
 
 
-def resolve(host: str, port: int) -> list[IPAddress]:
+def resolve(
+    host: str,
+    port: int,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    lookup: Lookup | None = None,
+) -> list[IPAddress]:
+    """Every address ``host`` resolves to; ``LookupTimedOut`` past ``timeout``."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = getaddrinfo_within(host, port, timeout=timeout, lookup=lookup)
     except socket.gaierror as exc:
         raise UnsafeWebhookTarget(f"host {host!r} does not resolve ({exc.strerror})") from None
     except UnicodeError:  # IDNA refuses empty or over-long labels
@@ -79,19 +95,38 @@ def check_address(address: IPAddress, allowed: Sequence[IPNetwork]) -> None:
     )
 
 
-def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
+def check_url(
+    url: str,
+    allowed: Sequence[IPNetwork],
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    lookup: Lookup | None = None,
+) -> None:
     """Raise ``UnsafeWebhookTarget`` unless every address the URL's host resolves to is
-    public or explicitly allowed."""
+    public or explicitly allowed (``LookupTimedOut`` if it does not resolve in time)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    for address in resolve(host, port):
+    for address in resolve(host, port, timeout=timeout, lookup=lookup):
         check_address(address, allowed)
 
 
-def require_public(url: str, allowed: Sequence[IPNetwork], field: str) -> None:
-    """:func:`check_url` for client input: a 422 problem naming ``field``."""
+def require_public(
+    url: str,
+    allowed: Sequence[IPNetwork],
+    field: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    lookup: Lookup | None = None,
+) -> None:
+    """:func:`check_url` for client input: a 422 problem naming ``field``, or a 503 naming
+    it when the host name did not resolve within ``timeout`` (a retry may succeed: the
+    URL is not known to be wrong)."""
     try:
-        check_url(url, allowed)
+        check_url(url, allowed, timeout=timeout, lookup=lookup)
     except UnsafeWebhookTarget as exc:
         raise ValidationFailed.for_field(field, str(exc)) from None
+    except LookupTimedOut as exc:
+        raise Unavailable.for_field(
+            field, f"{exc}; retry later", retry_after_seconds=LOOKUP_RETRY_AFTER_SECONDS
+        ) from None
