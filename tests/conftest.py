@@ -135,6 +135,8 @@ def make_settings(
         "webhook_retry_schedule": "0s,0.1s,0.2s",
         # Tests that lose messages on purpose recover them themselves (test_recovery.py).
         "recovery_on_worker_start": False,
+        # Accounts at once, as under `genhook up`; tests/test_signup.py covers the others.
+        "signup_mode": "open",
         **extra,
     }
     return Settings.model_validate(values)
