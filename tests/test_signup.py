@@ -8,9 +8,11 @@ the test reads the real message, and follows the real link over HTTP to a real s
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -24,6 +26,8 @@ from backend.api.app import create_app
 from backend.context import Context
 from backend.jobs.sweep import recover_overdue
 from backend.settings import Settings, SignupMode
+from backend.store import accounts as accounts_store
+from backend.store import signup as signup_store
 from backend.store.tables import accounts, api_keys, credit_ledger, signup_mails, signup_tokens
 from tests.conftest import make_settings, wait_until
 from tests.support.smtp_server import Inbox, link_in, smtp_server, text_of
@@ -217,14 +221,43 @@ def test_concurrent_follows_of_one_link_grant_the_credits_once(
     sign_up(server)
     link = link_in(mail_to(inbox, NEW))
 
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: httpx.post(link), range(8)))
+    start = threading.Barrier(16)
 
-    assert sorted(a.status_code for a in answers) == [200] + [410] * 7
+    def follow(_: int) -> httpx.Response:
+        start.wait()
+        return httpx.post(link)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(follow, range(16)))
+
+    assert sorted(a.status_code for a in answers) == [200] + [410] * 15
     assert signup_ledger(ctx, NEW) == [50]
     (account,) = rows(ctx, accounts, accounts.c.email == NEW)
     assert account.credits == 50
     assert len(rows(ctx, api_keys, api_keys.c.account_id == account.id)) == 1
+
+
+def test_the_database_lets_a_token_be_used_and_an_account_verified_once(ctx: Context) -> None:
+    # The two guards that make the grant exactly-once whatever the timing of requests
+    now = ctx.now()
+    with ctx.store.begin() as conn:
+        account = accounts_store.create_unverified_account(
+            conn, account_id="acct_1", email=NEW, signing_secret="whsec_x"
+        )
+        token = signup_store.add_token(
+            conn,
+            account_id=account.id,
+            token_hash="h" * 64,
+            now=now,
+            expires_at=now + timedelta(hours=1),
+        )
+    with ctx.store.begin() as conn:
+        used = [signup_store.use_token(conn, token, now) for _ in range(2)]
+        verified = [signup_store.mark_verified(conn, account.id, 50, now) for _ in range(2)]
+        conn.execute(sa.update(accounts).values(credits=0))  # leave the books balanced
+
+    assert used == [True, False]
+    assert verified == [True, False]
 
 
 def test_two_links_of_one_address_grant_the_credits_once(
