@@ -53,5 +53,7 @@ def _message(settings: Settings, to: str, subject: str, body: str) -> EmailMessa
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="genhook")
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(body)
+    # 7bit keeps the link whole on its line in the raw message (quoted-printable would cut
+    # it with soft line breaks, which a plain-text reader or a copy from the source keeps).
+    message.set_content(body, cte="7bit" if body.isascii() else "quoted-printable")
     return message
