@@ -469,3 +469,23 @@ def test_the_default_mode_is_verify_email_and_the_old_switch_still_closes(
     assert Settings().signup_mode is SignupMode.CLOSED
     monkeypatch.setenv("GENHOOK_SIGNUP_MODE", "open")  # an explicit mode wins
     assert Settings().signup_mode is SignupMode.OPEN
+
+
+def test_genhook_up_runs_open_unless_told_and_genhook_api_warns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backend.cli import _say_signup_mode
+    from backend.up import local_signup_mode
+
+    for name in ("GENHOOK_SIGNUP_MODE", "GENHOOK_SIGNUP_ENABLED", "GENHOOK_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    # `genhook up`: open by default, the operator's choice when there is one
+    assert local_signup_mode(Settings()) is SignupMode.OPEN
+    assert local_signup_mode(Settings(signup_mode="closed")) is SignupMode.CLOSED
+    assert local_signup_mode(Settings(signup_enabled=False)) is SignupMode.CLOSED
+
+    # `genhook api`: says at start that signup cannot work without mail, and when it is open
+    _say_signup_mode(Settings())
+    assert "GENHOOK_SMTP_HOST" in capsys.readouterr().err
+    _say_signup_mode(Settings(signup_mode="open"))
+    assert "OPEN" in capsys.readouterr().err
