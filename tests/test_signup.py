@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -26,12 +27,12 @@ from backend import bundled_redis
 from backend.api.app import create_app
 from backend.context import Context
 from backend.jobs.sweep import recover_overdue
-from backend.settings import Settings, SignupMode
+from backend.settings import Settings, SignupMode, SmtpSecurity
 from backend.store import accounts as accounts_store
 from backend.store import signup as signup_store
 from backend.store.tables import accounts, api_keys, credit_ledger, signup_mails, signup_tokens
 from tests.conftest import make_settings, wait_until
-from tests.support.smtp_server import Inbox, link_in, smtp_server, text_of
+from tests.support.smtp_server import Inbox, link_in, self_signed_tls, smtp_server, text_of
 from tests.support.wsgi_server import serve_wsgi
 
 NEW = "new@example.com"
@@ -419,6 +420,30 @@ def test_a_lost_mail_message_is_sent_by_the_recovery_pass(
     # Then the mail was sent all the same
     assert report.mails_resent == 1
     assert link_in(mail)
+
+
+def test_starttls_is_never_skipped_and_an_untrusted_certificate_is_refused(
+    ctx: Context, worker: dramatiq.Worker, server: str, inbox: Inbox, tmp_path: Path
+) -> None:
+    # Given STARTTLS required (the default) and one attempt per mail
+    ctx.settings = ctx.settings.model_copy(
+        update={"smtp_security": SmtpSecurity.STARTTLS, "smtp_retry_schedule": [0.0]}
+    )
+
+    # When the server offers no STARTTLS, the mail is not sent in the clear
+    sign_up(server, "plain@example.com")
+    (plain,) = wait_until(lambda: [m for m in rows(ctx, signup_mails) if m.status == "failed"])
+    assert "STARTTLS" in plain.last_error and inbox.messages == []
+
+    # When it offers STARTTLS with a certificate nobody vouches for, nothing is sent either
+    with smtp_server(tls=self_signed_tls(tmp_path)) as (tls_inbox, port):
+        ctx.settings = ctx.settings.model_copy(update={"smtp_port": port})
+        sign_up(server, "tls@example.com")
+        failed = wait_until(
+            lambda: [m for m in rows(ctx, signup_mails) if m.status == "failed" and m != plain]
+        )
+    assert "CERTIFICATE_VERIFY_FAILED" in failed[0].last_error
+    assert tls_inbox.messages == []
 
 
 # --- the other modes --------------------------------------------------------------------
