@@ -51,8 +51,9 @@ def create_account(
     return new
 
 
-def signup_answer(new: NewAccount) -> Answer:
-    """The 201 a signup answers: the only time the API key is ever shown."""
+def signup_answer(new: NewAccount, status: int = 201) -> Answer:
+    """The answer that shows the API key, the only time it is ever shown: an open
+    signup's 201, or the 200 of a followed verification link."""
     body = SignupResponse(
         id=new.account.id,
         email=new.account.email,
@@ -61,7 +62,7 @@ def signup_answer(new: NewAccount) -> Answer:
         signing_secret=new.account.signing_secret,
         created_at=new.account.created_at,
     )
-    return Answer(201, body.model_dump_json())
+    return Answer(status, body.model_dump_json())
 
 
 def issue_api_key(ctx: Context, account_id: str) -> str:

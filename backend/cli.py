@@ -135,9 +135,29 @@ def _api(args: argparse.Namespace) -> int:
     settings = get_settings()
     _check_catalog(settings)
     settings.require_redis_url()
+    _say_signup_mode(settings)
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     command = api_command(settings, bind, args.workers or settings.api_workers)
     os.execv(command[0], command)
+
+
+def _say_signup_mode(settings: Settings) -> None:
+    from backend.settings import SignupMode
+
+    mode = settings.signup_mode
+    if mode is SignupMode.VERIFY_EMAIL and not (settings.smtp_host and settings.signup_link_base):
+        print(
+            "genhook: signup verifies emails (GENHOOK_SIGNUP_MODE=verify_email) but mail is "
+            "not configured (GENHOOK_SMTP_HOST, GENHOOK_SIGNUP_LINK_BASE_URL): signups will "
+            "answer 503 until it is; set GENHOOK_SIGNUP_MODE=closed to turn signup off",
+            file=sys.stderr,
+        )
+    elif mode is SignupMode.OPEN:
+        print(
+            "genhook: signup is OPEN (GENHOOK_SIGNUP_MODE=open): anyone who reaches this API "
+            "gets an account and free credits without any check; for local use only",
+            file=sys.stderr,
+        )
 
 
 def _check_catalog(settings: Settings) -> None:

@@ -6,11 +6,14 @@
     │   ├── MalformedBody        400    the body is not JSON / not an object
     │   ├── Unauthorized         401    missing or unknown API key
     │   ├── InsufficientCredits  402    the balance cannot pay for the job
-    │   ├── Forbidden            403    e.g. signup turned off by the operator
+    │   ├── Forbidden            403    e.g. an account not allowed to do that
+    │   │   └── SignupClosed     403    the operator turned signup off
     │   ├── NotFound             404    no such resource for this account
     │   ├── Conflict             409    e.g. an email already signed up
-    │   ├── Gone                 410    e.g. a kept output deleted by retention
+    │   ├── Gone                 410    e.g. a kept output deleted; a used signup link
     │   ├── PayloadTooLarge      413    the body exceeds the API's limit
+    │   ├── UnsupportedMediaType 415    a body that is not ``application/json``
+    │   ├── SignupUnavailable    503    signup needs mail settings the operator has not set
     │   └── TooManyRequests      429    come back after ``Retry-After`` seconds
     │       ├── RateLimited             too many requests (or signups) per window
     │       ├── QuotaExceeded           an hourly quota (webhooks, redeliver, recover) is used
@@ -95,6 +98,10 @@ class Forbidden(ClientError):
     status, slug, title = 403, "forbidden", "Forbidden"
 
 
+class SignupClosed(Forbidden):
+    slug = "signup-closed"
+
+
 class NotFound(ClientError):
     status, slug, title = 404, "not-found", "Not found"
 
@@ -158,6 +165,16 @@ class Unavailable(GenhookError):
             retry_after_seconds=retry_after_seconds,
             errors=[FieldError(field, message)],
         )
+
+
+class UnsupportedMediaType(ClientError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class SignupUnavailable(ClientError):
+    """Not the client's fault, but an answer it can act on (later, or elsewhere)."""
+
+    status, slug, title = 503, "signup-unavailable", "Signup unavailable"
 
 
 class ProviderError(GenhookError):

@@ -45,3 +45,7 @@ def endpoint_id() -> str:
 
 def image_id() -> str:
     return new_id("img")
+
+
+def mail_id() -> str:
+    return new_id("mail")

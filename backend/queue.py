@@ -21,6 +21,7 @@ SUBMIT_JOB = "submit_job"
 POLL_JOB = "poll_job"
 POLL_JOB_NOW = "poll_job_now"
 DELIVER_WEBHOOK = "deliver_webhook"
+SEND_SIGNUP_MAIL = "send_signup_mail"
 
 
 class Queue:
@@ -52,6 +53,11 @@ class Queue:
         return self._send(
             WEBHOOKS_QUEUE, DELIVER_WEBHOOK, (delivery_id,), delay_seconds, busy, extra
         )
+
+    def send_signup_mail(self, mail_id: str, *, delay_seconds: float = 0) -> bool:
+        """A signup mail from the outbox (on the jobs queue, which every worker consumes:
+        signups are rare and each attempt is bounded by ``smtp_timeout_seconds``)."""
+        return self._send(JOBS_QUEUE, SEND_SIGNUP_MAIL, (mail_id,), delay_seconds)
 
     def _send(
         self,

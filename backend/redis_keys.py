@@ -9,6 +9,8 @@
                                           runs (backend/locks.py), so it dies with its worker
     genhook:lock:delivery:{id}    string  lock held while one worker sends that delivery
                                           TTL: DELIVERY_LOCK_TTL_SECONDS, renewed likewise
+    genhook:lock:mail:{mail_id}   string  lock held while one worker sends that signup mail
+                                          TTL: MAIL_LOCK_TTL_SECONDS, renewed likewise
     genhook:dedup:webhook:{job_id}:{event}:{state}:{url_hash}
                                   string  "{delivery_id}#{attempt}" of the attempt that got a 2xx
                                           TTL: settings.webhook_dedup_ttl_seconds (7 days)
@@ -75,6 +77,7 @@ JOB_LOCK_TTL_SECONDS = 10
 DELIVERY_LOCK_TTL_SECONDS = 10
 #: A delivery's concurrency slots outlive a crashed sender by at most this.
 DELIVERY_SLOT_TTL_SECONDS = 10
+MAIL_LOCK_TTL_SECONDS = 10
 #: A destination back from an outage gets its waiting retries in batches, one batch per
 #: this many seconds, spread evenly over it: at most BACKLOG_BATCH_SIZE / this per second.
 BACKLOG_BATCH_SECONDS = 2
@@ -102,6 +105,10 @@ def job_lock(job_id: str) -> str:
 
 def delivery_lock(delivery_id: str) -> str:
     return f"{PREFIX}:lock:delivery:{delivery_id}"
+
+
+def mail_lock(mail_id: str) -> str:
+    return f"{PREFIX}:lock:mail:{mail_id}"
 
 
 def webhook_dedup(job_id: str, event: str, state: str, destination_hash: str) -> str:

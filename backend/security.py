@@ -34,3 +34,13 @@ def new_signing_secret() -> str:
     """A ``whsec_`` + base64 secret, the form the Standard Webhooks libraries expect."""
     raw = secrets.token_bytes(SIGNING_SECRET_BYTES)
     return SIGNING_SECRET_PREFIX + base64.b64encode(raw).decode()
+
+
+def new_verification_token() -> str:
+    """The one-time token of a signup verification link (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_verification_token(token: str) -> str:
+    """What is stored of a verification token: a link thief needs the mail, not the database."""
+    return hashlib.sha256(("genhook-signup\n" + token).encode()).hexdigest()

@@ -6,11 +6,12 @@ Nothing else in the code base reads ``os.environ``; components receive a :class:
 from __future__ import annotations
 
 import ipaddress
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
@@ -19,6 +20,23 @@ from backend.webhooks.name_lookup import DEFAULT_TIMEOUT_SECONDS as DEFAULT_LOOK
 from backend.webhooks.retry import MAX_TIMEOUT_SECONDS, validate_schedule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SignupMode(StrEnum):
+    """Who may create an account through ``POST /v1/signup``."""
+
+    OPEN = "open"  # at once, with its key and credits: local use only (`genhook up`)
+    VERIFY_EMAIL = "verify_email"  # credits and key when the emailed link is followed
+    CLOSED = "closed"  # operators create accounts (`genhook accounts create`)
+
+
+class SmtpSecurity(StrEnum):
+    """How the connection to the SMTP server is protected."""
+
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (port 587)
+    SSL = "ssl"  # TLS from the first byte (port 465)
+    NONE = "none"  # no TLS: a relay on this machine or in a trusted network only
+
 
 #: Where ``genhook up`` keeps its SQLite file, bundled Redis data and demo credentials.
 DEFAULT_VAR_DIR = Path("var")
@@ -335,8 +353,65 @@ class Settings(BaseSettings):
         "that is not. Empty: the peer's address, and `X-Forwarded-For` is ignored.",
     )
 
-    signup_enabled: bool = Field(default=True, description="Allow POST /v1/signup.")
-    signup_credits: int = Field(default=50, ge=0, description="Credits a new account starts with.")
+    signup_mode: SignupMode = Field(
+        default=SignupMode.VERIFY_EMAIL,
+        description="`verify_email`: a signup gets its API key, signing secret and free credits "
+        "when it follows the link mailed to it (needs the `smtp_*` settings); `open`: at once, "
+        "with no check (local use only: what `genhook up` runs); `closed`: signup is refused "
+        "and operators create accounts with `genhook accounts create`.",
+    )
+    signup_enabled: bool = Field(
+        default=True,
+        description="Deprecated: `false` means `signup_mode=closed` (when `signup_mode` is not "
+        "set); `true` changes nothing.",
+    )
+    signup_credits: int = Field(
+        default=50,
+        ge=0,
+        description="Free credits of a new account (granted when its email is verified, under "
+        "`verify_email`).",
+    )
+    signup_verification_ttl_seconds: int = Field(
+        default=24 * 3600, gt=0, description="How long the link in a verification mail works."
+    )
+    signup_mail_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="At most one signup mail of each kind per address this often: signing up "
+        "again sooner answers the same but sends nothing (the first mail is on its way).",
+    )
+    signup_link_base_url: str = Field(
+        default="",
+        description="The API's address as a person's browser reaches it, for the link in "
+        "verification mails (e.g. `https://genhook.example`); empty means `public_base_url`. "
+        "Never taken from the request's Host header.",
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server that sends signup mails; empty: no mail is sent."
+    )
+    smtp_port: int = Field(
+        default=587, gt=0, lt=65536, description="SMTP port (587 for STARTTLS, 465 for SSL)."
+    )
+    smtp_security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        description="`starttls`, `ssl` (TLS from the start) or `none` (a trusted local relay "
+        "only); the server's certificate is always verified.",
+    )
+    smtp_username: str = Field(default="", description="SMTP login; empty: no login.")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_from: str = Field(
+        default="genhook <no-reply@localhost>",
+        description="The From address of signup mails, e.g. `genhook <no-reply@example.com>`.",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Timeout of each step of one SMTP conversation."
+    )
+    smtp_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 10.0, 60.0, 300.0, 1800.0, 3600.0],
+        description="Delay before each attempt to send a signup mail, comma-separated like "
+        "the webhook schedule; a mail still unsent after the last is marked failed and logged "
+        "as an error.",
+    )
     status_cache_ttl_seconds: int = Field(
         default=7 * 24 * 3600, gt=0, description="How long a finished job stays in the Redis cache."
     )
@@ -490,7 +565,18 @@ class Settings(BaseSettings):
             ]
         return value
 
-    @field_validator("webhook_retry_schedule", "output_copy_retry_schedule", mode="before")
+    @model_validator(mode="after")
+    def _signup_enabled_false_means_closed(self) -> Settings:
+        if not self.signup_enabled and "signup_mode" not in self.model_fields_set:
+            self.signup_mode = SignupMode.CLOSED
+        return self
+
+    @field_validator(
+        "webhook_retry_schedule",
+        "output_copy_retry_schedule",
+        "smtp_retry_schedule",
+        mode="before",
+    )
     @classmethod
     def _parse_schedule(cls, value: object) -> object:
         if isinstance(value, str):
@@ -506,6 +592,11 @@ class Settings(BaseSettings):
                 "genhook: GENHOOK_REDIS_URL is not set (only `genhook up` starts a bundled Redis)"
             )
         return self.redis_url
+
+    @property
+    def signup_link_base(self) -> str:
+        """Where verification links point; empty when neither setting gives an address."""
+        return (self.signup_link_base_url or self.public_base_url).rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

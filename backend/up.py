@@ -22,7 +22,7 @@ from backend.commands import (
 )
 from backend.context import Context, build_context
 from backend.providers.registry import build_providers
-from backend.settings import Settings
+from backend.settings import Settings, SignupMode
 from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.stack import (
     APPS,
@@ -82,6 +82,7 @@ def run_up(settings: Settings, *, port: int) -> int:
         [str(n) for n in settings.webhook_allowed_networks] + LOCAL_NETWORKS.split(",")
     )
     base_url = f"http://{settings.api_host}:{port}"
+    signup_mode = local_signup_mode(settings)
     simulated = simulated_providers(settings)
     provider_env = provider_environment(settings, simulated, base_url)
     env = child_env(
@@ -92,6 +93,7 @@ def run_up(settings: Settings, *, port: int) -> int:
             "GENHOOK_SIMULATOR_URL": settings.simulator_url,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": str(settings.simulator_render_seconds),
             "GENHOOK_WEBHOOK_ALLOWED_NETWORKS": allowed,
+            "GENHOOK_SIGNUP_MODE": signup_mode.value,
             **provider_env,
         }
     )
@@ -118,7 +120,11 @@ def run_up(settings: Settings, *, port: int) -> int:
     ]
 
     live = settings.model_copy(
-        update={"redis_url": redis_url, "database_url": settings.effective_database_url}
+        update={
+            "redis_url": redis_url,
+            "database_url": settings.effective_database_url,
+            "signup_mode": signup_mode,
+        }
     )
     providers_note = describe_providers(simulated, provider_env)
     supervisor = Supervisor(children)
@@ -139,6 +145,13 @@ def run_up(settings: Settings, *, port: int) -> int:
         supervisor.stop_all()
     print("genhook: stopped.", flush=True)
     return 0
+
+
+def local_signup_mode(settings: Settings) -> SignupMode:
+    """``open`` unless the operator chose a mode: a local stack wants accounts at once and
+    has no mail server. ``genhook api`` keeps the setting's default, ``verify_email``."""
+    explicit = {"signup_mode", "signup_enabled"} & settings.model_fields_set
+    return settings.signup_mode if explicit else SignupMode.OPEN
 
 
 def capped_for_up(settings: Settings) -> Settings:
@@ -211,6 +224,18 @@ def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
     return demo
 
 
+def signup_note(settings: Settings) -> str:
+    mode = settings.signup_mode
+    if mode is SignupMode.OPEN:
+        return (
+            "open: POST /v1/signup gives an account and free credits at once, unchecked "
+            "(local only;\n                  `genhook api` defaults to verify_email)"
+        )
+    if mode is SignupMode.VERIFY_EMAIL:
+        return "verify_email: free credits and the API key once the mailed link is followed"
+    return "closed: accounts are made with `genhook accounts create`"
+
+
 def banner(
     base_url: str,
     demo: DemoAccount,
@@ -231,6 +256,7 @@ genhook is up.
   Simulator       {settings.simulator_url} (renders take {settings.simulator_render_seconds:g}s)
   Providers       {providers_note}
   Webhooks        may target {allowed} (loopback allowed for local development)
+  Signup          {signup_note(settings)}
   Other shells    . {settings.var_dir.resolve() / STACK_ENV_FILE}   (then e.g. genhook providers)
 
 Submit a job:

@@ -151,6 +151,8 @@ def make_settings(
         # Limits on but far out of reach: the suite signs up many accounts and submits many
         # jobs from 127.0.0.1. tests/test_rate_limits.py sets tight ones explicitly.
         **GENEROUS_LIMITS,
+        # Accounts at once, as under `genhook up`; tests/test_signup.py covers the others.
+        "signup_mode": "open",
         **extra,
     }
     return Settings.model_validate(values)

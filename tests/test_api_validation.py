@@ -304,3 +304,103 @@ def test_a_forged_cursor_with_a_naive_timestamp_is_422(
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     result = api.simulate_get(GENERATIONS, params={"cursor": cursor}, headers=auth)
     assert_problem(result, 422, "cursor")
+
+
+# --- JSON bodies only (issue 11, finding 15) ------------------------------------------
+
+#: What a web page can make its visitors' browsers send anywhere without asking (no CORS
+#: preflight), and a body with no declared type at all.
+NOT_JSON = [
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/jsonx",
+    None,
+]
+
+
+def body_operations(api: testing.TestClient) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path template, example body) of every operation the document says takes a
+    body: a new endpoint with a body is covered here without editing this test."""
+    document = api.simulate_get("/openapi.json").json
+    found = []
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if "requestBody" in op:
+                media = op["requestBody"]["content"]
+                assert list(media) == ["application/json"], (path, method)
+                found.append((method.upper(), path, media["application/json"]["example"]))
+    return found
+
+
+def table_counts(ctx: Context) -> dict[str, int]:
+    from backend.store.tables import metadata
+
+    with ctx.store.begin() as conn:
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in metadata.sorted_tables
+        }
+
+
+def test_every_body_that_is_not_json_is_a_415_naming_content_type_and_nothing_is_written(
+    api: testing.TestClient, ctx: Context, auth: dict[str, str]
+) -> None:
+    # Given an endpoint to PATCH and recover, and every operation that takes a body
+    endpoint = api.simulate_post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=auth
+    ).json["id"]
+    operations = body_operations(api)
+    assert {(m, p) for m, p, _ in operations} >= {
+        ("POST", "/v1/signup"),
+        ("POST", GENERATIONS),
+        ("POST", "/v1/webhook-endpoints"),
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/recover"),
+        ("POST", "/v1/deliveries/recover"),
+    }
+    before = table_counts(ctx)
+
+    for method, template, example in operations:
+        path = template.replace("{endpoint_id}", endpoint)
+        for content_type in NOT_JSON:
+            # When the example body is sent as anything but JSON
+            headers = {**auth, **({"Content-Type": content_type} if content_type else {})}
+            result = api.simulate_request(
+                method, path, body=json.dumps(example).encode(), headers=headers
+            )
+
+            # Then it is a 415 problem naming Content-Type
+            problem = assert_problem(result, 415, "Content-Type")
+            assert problem["type"] == "urn:genhook:problem:unsupported-media-type"
+            assert "application/json" in problem["detail"], (method, path, content_type)
+
+    # and nothing at all was written
+    assert table_counts(ctx) == before
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_accepted(api: testing.TestClient) -> None:
+    for number, content_type in enumerate(
+        ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]
+    ):
+        result = api.simulate_post(
+            "/v1/signup",
+            body=json.dumps({"email": f"dev{number}@example.com"}).encode(),
+            headers={"Content-Type": content_type},
+        )
+        assert result.status_code == 201, (content_type, result.text)
+
+
+def test_a_page_cannot_sign_its_visitors_up_with_a_text_plain_body(
+    api: testing.TestClient, ctx: Context
+) -> None:
+    # What `fetch(url, {method: "POST", body: JSON.stringify(...)})` sends from any page
+    result = api.simulate_post(
+        "/v1/signup",
+        body=b'{"email": "victim@example.com"}',
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": "https://evil.example"},
+    )
+
+    assert_problem(result, 415, "Content-Type")
+    with ctx.store.begin() as conn:
+        assert conn.execute(sa.select(accounts.c.email)).scalars().all() == []

@@ -150,3 +150,31 @@ def test_ledger_rows_written_before_0005_keep_their_place_and_have_no_note(
             {"now": "2026-11-21 10:00:00+00:00"},
         )
     assert [tuple(r) for r in rows] == [("signup", 50, None)]
+
+
+def test_accounts_made_before_0008_count_as_verified_and_keep_working(
+    empty_database: sa.Engine,
+) -> None:
+    # Given an account made (by open signup or an operator) before verified signup existed
+    upgrade(empty_database, "0007")
+    with empty_database.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (id, email, credits, signing_secret, created_at) "
+                "VALUES ('acct_1', 'a@example.com', 50, 'whsec_x', :now)"
+            ),
+            {"now": "2026-11-20 10:00:00+00:00"},
+        )
+
+    # When it is migrated to head, down to 0007 and up again
+    upgrade(empty_database)
+    downgrade(empty_database, "0007")
+    upgrade(empty_database)
+
+    # Then it is verified since it was made, and the signup tables are there
+    with empty_database.begin() as conn:
+        made, verified = conn.execute(
+            sa.text("SELECT created_at, verified_at FROM accounts WHERE id = 'acct_1'")
+        ).one()
+    assert verified is not None and str(verified)[:19] == str(made)[:19]
+    assert {"signup_tokens", "signup_mails"} <= set(sa.inspect(empty_database).get_table_names())

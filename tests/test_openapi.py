@@ -49,3 +49,36 @@ def test_public_endpoints_need_no_key_and_the_rest_do(document: dict[str, Any]) 
     assert document["paths"]["/v1/signup"]["post"]["security"] == []
     assert "security" not in document["paths"]["/v1/account"]["get"]
     assert document["security"] == [{"bearerAuth": []}]
+
+
+def test_every_operation_that_takes_a_body_declares_json_only_and_its_415(
+    document: dict[str, Any],
+) -> None:
+    with_body = [
+        (path, method, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if "requestBody" in op
+    ]
+    assert len(with_body) >= 6
+    for path, method, op in with_body:
+        assert list(op["requestBody"]["content"]) == ["application/json"], (path, method)
+        unsupported = op["responses"]["415"]
+        assert "Content-Type" in unsupported["description"], (path, method)
+        assert unsupported["content"]["application/problem+json"]["schema"]["$ref"].endswith(
+            "/Problem"
+        )
+
+
+def test_signup_documents_both_answers_and_its_link(document: dict[str, Any]) -> None:
+    signup = document["paths"]["/v1/signup"]["post"]["responses"]
+    assert signup["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SignupAccepted"
+    )
+    assert signup["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SignupResponse"
+    )
+    link = document["paths"]["/v1/signup/verify"]
+    assert link["get"]["security"] == link["post"]["security"] == []
+    assert "text/html" in link["get"]["responses"]["200"]["content"]
+    assert {"404", "410"} <= set(link["post"]["responses"])

@@ -12,7 +12,7 @@ from backend.api import errors
 from backend.api.auth import BearerAuth
 from backend.api.openapi import build_document
 from backend.api.rate_limit import AccountRateLimit
-from backend.api.resources.accounts import AccountResource, LedgerResource, SignupResource
+from backend.api.resources.accounts import AccountResource, LedgerResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import (
     CancelGenerationResource,
@@ -23,6 +23,7 @@ from backend.api.resources.health import HealthResource, ReadyResource
 from backend.api.resources.image_inputs import ImageInputResource
 from backend.api.resources.outputs import OutputResource
 from backend.api.resources.provider_callbacks import ProviderCallbackResource
+from backend.api.resources.signup import SignupResource, SignupVerifyResource
 from backend.api.resources.webhooks import (
     DeliveryResource,
     GenerationDeliveriesResource,
@@ -56,6 +57,7 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/healthz", HealthResource(), ""),
         ("/readyz", ReadyResource(ctx), ""),
         ("/v1/signup", SignupResource(ctx), ""),
+        ("/v1/signup/verify", SignupVerifyResource(ctx), ""),
         ("/v1/account", AccountResource(ctx), ""),
         ("/v1/account/ledger", LedgerResource(ctx), ""),
         ("/v1/models", ModelsResource(ctx), ""),

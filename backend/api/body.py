@@ -12,18 +12,27 @@ from typing import Any, TypeVar
 import falcon
 from pydantic import BaseModel, ValidationError
 
-from backend.errors import FieldError, MalformedBody, PayloadTooLarge, ValidationFailed
+from backend.errors import (
+    FieldError,
+    MalformedBody,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
 #: Largest JSON body the API reads.
 MAX_BODY_BYTES = 64 * 1024
+#: The one media type of request bodies (``application/<anything>+json`` is taken too).
+JSON = "application/json"
 
 
 def parse_body(
     req: falcon.Request, model: type[Model], *, max_bytes: int = MAX_BODY_BYTES
 ) -> Model:
     """``max_bytes`` is larger only where a body may carry images as ``data:`` URLs."""
+    require_json(req)
     if req.content_length is not None and req.content_length > max_bytes:
         raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
     raw = read_raw_body(req, max_bytes)
@@ -42,6 +51,20 @@ def parse_body(
         # PostgreSQL cannot store NUL in text, and no field has a use for it.
         raise ValidationFailed.for_field(nul_at or "body", "must not contain NUL characters")
     return validate(model, data)
+
+
+def require_json(req: falcon.Request) -> None:
+    """Refuse a body that is not declared JSON, before reading it: a web page can make its
+    visitors' browsers send ``text/plain`` or form bodies anywhere without asking (no CORS
+    preflight), but not ``application/json``."""
+    media = (req.content_type or "").partition(";")[0].strip().lower()
+    if media == JSON or (media.startswith("application/") and media.endswith("+json")):
+        return
+    given = f"`{media[:100]}`" if media else "none"
+    raise UnsupportedMediaType(
+        f"Content-Type: the body must be sent as {JSON} (given: {given})",
+        errors=[FieldError("Content-Type", f"must be {JSON}")],
+    )
 
 
 def read_raw_body(req: falcon.Request, max_bytes: int) -> bytes:

@@ -29,13 +29,15 @@ _ERROR_TEXT = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    410: "Gone",
     413: "Body too large",
+    415: "The body is not `application/json`: `errors` names `Content-Type`",
     422: "Validation failed; `errors` names each field",
     429: "Too many requests: a rate limit, a quota or the cap on generations in flight "
     "(the problem's `type` says which); retry after `Retry-After` seconds",
-    503: "Unavailable: the database cannot be reached (for readiness: or Redis), or a "
-    "URL's host name did not resolve in time (`errors` names the field); retry after "
-    "`Retry-After` seconds",
+    503: "Unavailable: the database cannot be reached (for readiness: or Redis; for "
+    "signup: mail is not configured), or a URL's host name did not resolve in time "
+    "(`errors` names the field); retry after `Retry-After` seconds",
 }
 
 #: The rate-limit fields (draft-ietf-httpapi-ratelimit-headers) on every answer to an
@@ -96,6 +98,8 @@ class Operation:
     headers: dict[int, dict[str, str]] = field(default_factory=dict)
     #: Takes an ``Idempotency-Key`` header (``backend/idempotency.py``).
     idempotent: bool = False
+    #: Statuses whose answer is an HTML page for people, not JSON.
+    html: tuple[int, ...] = ()
 
 
 def operation(**kwargs: Any) -> Callable[[F], F]:
@@ -242,6 +246,9 @@ def _operation_object(
         response: dict[str, Any] = {"description": model.__name__ if model else "No content"}
         if model is not None:
             response["content"] = {"application/json": _media(model)}
+        if status in op.html:
+            response["description"] = "An HTML page for people"
+            response["content"] = {"text/html": {"schema": {"type": "string"}}}
         headers = dict(op.headers.get(status, {}))
         if not public:
             headers.update(RATE_LIMIT_HEADERS)
@@ -254,6 +261,8 @@ def _operation_object(
             response["headers"] = _headers(headers)
         result["responses"][str(status)] = response
     errors = set(op.errors) | ({401, 429} if not public else set())
+    if op.request is not None:
+        errors.add(415)  # every body must be application/json (``backend/api/body.py``)
     if op.operation_id not in _NO_DATABASE:
         errors.add(503)
     for status in sorted(errors):

@@ -4,8 +4,9 @@ Messages live in Redis and Redis may lose them (a restart, a flush, a worker kil
 its messages, a crash between a commit and an enqueue). The database knows what every job
 and delivery is waiting for, so:
 
-- every few seconds ``recover_overdue`` runs three cheap indexed queries for work overdue
-  by more than ``recovery_grace_seconds`` (a submission, a poll, a delivery attempt) and
+- every few seconds ``recover_overdue`` runs cheap indexed queries for work overdue by
+  more than ``recovery_grace_seconds`` (a submission, a poll, a delivery attempt, a
+  signup mail) and
   enqueues it again, at once (no grace) when a worker or scheduler starts and when Redis
   comes back empty or restarted, so a lost message costs well under a minute;
 - every ``sweep_interval_seconds`` ``run_sweeps`` also fails and refunds jobs past their
@@ -33,6 +34,7 @@ from backend.storage.retention import delete_expired_outputs
 from backend.store import deliveries as deliveries_store
 from backend.store import idempotency as idempotency_store
 from backend.store import jobs as jobs_store
+from backend.store import signup as signup_store
 from backend.store.provider_tasks import TaskState
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class RecoveryReport:
     repolled: int
     redelivered: int
     probed: int = 0
+    mails_resent: int = 0
     errors: int = 0
 
 
@@ -86,6 +89,9 @@ def recover_overdue(ctx: Context, *, grace_seconds: float | None = None) -> Reco
         repolled=errors.run("repoll_stalled", lambda c: repoll_stalled(c, cutoff), ctx),
         redelivered=errors.run("redeliver_stalled", lambda c: redeliver_stalled(c, cutoff), ctx),
         probed=errors.run("probe_waiting_destinations", probe_waiting_destinations, ctx),
+        mails_resent=errors.run(
+            "resend_stalled_mails", lambda c: resend_stalled_mails(c, cutoff), ctx
+        ),
         errors=errors.count,
     )
     if any(vars(report).values()):
@@ -220,6 +226,19 @@ def redeliver_stalled(ctx: Context, cutoff: datetime | None = None) -> int:
             deliveries_store.reschedule(conn, delivery_id, ctx.now())
     for delivery_id in ids:
         ctx.queue.deliver_webhook(delivery_id)
+    return len(ids)
+
+
+def resend_stalled_mails(ctx: Context, cutoff: datetime | None = None) -> int:
+    """Re-enqueue signup mails whose attempt was due long ago: their message was lost
+    (``backend/mail/outbox.py``)."""
+    with ctx.store.begin() as conn:
+        found = signup_store.stalled_mails(conn, cutoff or _stall_cutoff(ctx))
+        ids = _not_running(ctx, found, redis_keys.mail_lock)
+        for mail_id in ids:
+            signup_store.reschedule(conn, mail_id, ctx.now())
+    for mail_id in ids:
+        ctx.queue.send_signup_mail(mail_id)
     return len(ids)
 
 

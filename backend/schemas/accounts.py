@@ -41,13 +41,41 @@ class SignupResponse(BaseModel):
     object: Literal["account"] = Field(default="account", description="Always `account`.")
     id: str = Field(description="The account's id.", examples=[examples.ACCOUNT_ID])
     email: str = Field(description="The account's email address, in lower case.")
-    credits: int = Field(description="The starting credit balance.")
+    credits: int = Field(description="The credit balance: the free credits of a new account.")
     api_key: str = Field(description="Bearer key for the API. Shown once; only its hash is kept.")
     signing_secret: str = Field(
         description="`whsec_…` secret that signs the webhooks sent to generations' own "
         "`webhook_url` (HMAC-SHA256); webhook endpoints have their own."
     )
     created_at: datetime = Field(description="When the account was created.")
+
+
+class SignupVerifyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The one-time token of the link in the verification mail.",
+        examples=["Zq3-8vG1kXw2PbN9sT4yLm7QrD5hJc0eUa6iOf1gKzE"],
+    )
+
+
+class SignupAccepted(BaseModel):
+    """The 202 of a signup on a server that verifies emails: the same for every address,
+    new or already signed up, so that signup tells nobody which addresses have accounts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.SIGNUP_ACCEPTED]})
+
+    object: Literal["signup"] = Field(default="signup", description="Always `signup`.")
+    status: Literal["check_inbox"] = Field(
+        default="check_inbox",
+        description="Always `check_inbox`: a mail is on its way to the address (unless one "
+        "was sent less than a minute ago).",
+    )
+    email: str = Field(description="The address, in lower case, as it was sent.")
+    detail: str = Field(description="What to do next, for people.")
 
 
 class Account(BaseModel):

@@ -184,6 +184,15 @@ SIGNUP_RESPONSE: JsonDict = {
     "created_at": "2025-04-14T09:30:00Z",
 }
 
+SIGNUP_ACCEPTED: JsonDict = {
+    "object": "signup",
+    "status": "check_inbox",
+    "email": "dev@example.com",
+    "detail": "Check your inbox: a mail to dev@example.com tells what happens next. If it "
+    "holds a link, follow it within 24 hours to get your API key, your signing secret and 50 "
+    "free credits.",
+}
+
 ACCOUNT: JsonDict = {
     "object": "account",
     "id": ACCOUNT_ID,

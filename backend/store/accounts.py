@@ -26,6 +26,8 @@ class AccountRecord:
     previous_signing_secret: str | None
     previous_signing_secret_expires_at: datetime | None
     created_at: datetime
+    #: ``None`` while a ``verify_email`` signup waits for its link to be followed.
+    verified_at: datetime | None
     #: The operator's cap on unfinished jobs; ``None``: the server's default.
     max_jobs_in_flight: int | None = None
 
@@ -44,7 +46,34 @@ def create_account(
     api_key_hash: str,
     api_key_prefix: str,
 ) -> AccountRecord:
-    """Insert an account, its first API key and the signup grant in the caller's transaction."""
+    """Insert a verified account, its first API key and the signup grant in the caller's
+    transaction."""
+    account = _insert_account(conn, account_id, email, signing_secret, credits, verified=True)
+    add_api_key(conn, account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix)
+    add_ledger_entry(
+        conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
+    )
+    return account
+
+
+def create_unverified_account(
+    conn: sa.Connection, *, account_id: str, email: str, signing_secret: str
+) -> AccountRecord:
+    """Insert an account waiting for its email to be verified: no key, no credits yet.
+
+    Raises ``Conflict`` when the email is taken, rolling back only this insert."""
+    return _insert_account(conn, account_id, email, signing_secret, 0, verified=False)
+
+
+def _insert_account(
+    conn: sa.Connection,
+    account_id: str,
+    email: str,
+    signing_secret: str,
+    credits: int,
+    *,
+    verified: bool,
+) -> AccountRecord:
     now = utcnow()
     try:
         with conn.begin_nested():
@@ -55,19 +84,14 @@ def create_account(
                     credits=credits,
                     signing_secret=signing_secret,
                     created_at=now,
+                    verified_at=now if verified else None,
                 )
             )
     except sa.exc.IntegrityError:
         raise Conflict(f"an account with email {email!r} already exists") from None
-    conn.execute(
-        api_keys.insert().values(
-            account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix, created_at=now
-        )
+    return AccountRecord(
+        account_id, email, credits, signing_secret, None, None, now, now if verified else None
     )
-    add_ledger_entry(
-        conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
-    )
-    return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
 
 
 def get_account(

@@ -30,6 +30,9 @@ accounts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # An operator's cap on the account's unfinished jobs; NULL: settings.max_jobs_in_flight.
     sa.Column("max_jobs_in_flight", sa.Integer, nullable=True),
+    # When its email was verified (or the account was made by an operator or open signup);
+    # NULL: signed up under ``verify_email`` and not verified yet (no key, no credits).
+    sa.Column("verified_at", UTCDateTime, nullable=True),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
 
@@ -268,4 +271,38 @@ idempotency_keys = sa.Table(
     # Concurrent requests with one key: the database lets exactly one of them commit.
     sa.UniqueConstraint("scope", "key_hash"),
     sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+signup_tokens = sa.Table(
+    "signup_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    # SHA-256 of the token in the verification link: the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Set when the link was followed, or when another link of the account was.
+    sa.Column("used_at", UTCDateTime, nullable=True),
+    sa.Index("ix_signup_tokens_account", "account_id"),
+)
+
+signup_mails = sa.Table(
+    "signup_mails",
+    metadata,
+    # An outbox: written with the signup, sent by a worker, retried, never lost silently.
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    # ``verify`` (a link to follow) or ``already_registered`` (someone used this address).
+    sa.Column("kind", sa.String(24), nullable=False),
+    # ``pending``, ``sent`` or ``failed`` (every attempt of the schedule failed).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Index("ix_signup_mails_status_next_attempt", "status", "next_attempt_at"),
+    sa.Index("ix_signup_mails_account_created", "account_id", "created_at"),
 )

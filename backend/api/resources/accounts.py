@@ -1,57 +1,17 @@
-"""``/v1/signup``, ``/v1/account`` and its credit ledger."""
+"""``/v1/account`` and its credit ledger."""
 
 from __future__ import annotations
 
 import falcon
 
-from backend.accounts import create_account, get_account, signup_answer
-from backend.api.body import parse_body, parse_query
-from backend.api.client_address import client_address
-from backend.api.idempotent import write_answer
+from backend.accounts import get_account
+from backend.api.body import parse_query
 from backend.api.openapi import operation
 from backend.context import Context
-from backend.errors import Forbidden, NotFound
-from backend.idempotency import HEADER, SIGNUP_SCOPE, Answer, key_from_header, run_once
+from backend.errors import NotFound
 from backend.ledger import ledger_page
-from backend.schemas.accounts import Account, SignupRequest, SignupResponse
+from backend.schemas.accounts import Account
 from backend.schemas.ledger import LedgerList, LedgerListQuery
-
-
-class SignupResource:
-    public = True
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    @operation(
-        operation_id="signUp",
-        summary="Create an account",
-        description="Creates an account with the server's starting credits and returns its "
-        "API key, shown only this once, and the `whsec_` secret that signs webhooks sent to "
-        "generations' own `webhook_url`. An email already signed up is a 409; a server with "
-        "signup turned off answers 403. Signups are limited per client address and per "
-        "email domain (`GENHOOK_SIGNUP_LIMIT_PER_ADDRESS`, `GENHOOK_SIGNUP_LIMIT_PER_DOMAIN`): "
-        "past either, a 429 with `Retry-After`.",
-        tags=("accounts",),
-        request=SignupRequest,
-        responses={201: SignupResponse},
-        errors=(400, 403, 409, 422, 429),
-        idempotent=True,
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not self.ctx.settings.signup_enabled:
-            raise Forbidden("signup is turned off on this server; ask its operator for a key")
-        request = parse_body(req, SignupRequest)
-        address = client_address(req, self.ctx.settings.trusted_proxies)
-        key = key_from_header(req.get_header(HEADER), SIGNUP_SCOPE, request.model_dump(mode="json"))
-
-        def sign_up() -> Answer:
-            # Counted only when a signup is attempted: a replayed answer is free.
-            self.ctx.rate_limits.require_signup(address, request.email)
-            return signup_answer(create_account(self.ctx, request.email, idempotency=key))
-
-        answer, replayed = run_once(self.ctx, key, sign_up)
-        write_answer(resp, answer, replayed)
 
 
 class AccountResource:

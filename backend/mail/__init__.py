@@ -1,0 +1,1 @@
+"""Mail genhook sends itself: signup verification links and notices (``outbox.py``)."""
