@@ -47,13 +47,22 @@ class Context:
     #: Each route's circuit breaker, shared by every worker through Redis.
     health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
+    #: Public addresses plus ``webhook_allowed_networks``: what every account may reach.
     webhook_client: httpx.Client
+    #: The same, plus ``private_webhook_networks``: for accounts allowed private targets
+    #: (``backend/webhooks/targets.py``).
+    private_webhook_client: httpx.Client
+    #: Downloads of providers' finished videos: public addresses plus
+    #: ``provider_allowed_networks`` (the simulator's loopback under ``genhook up``).
+    output_client: httpx.Client
 
     def now(self) -> datetime:
         return utcnow()
 
     def close(self) -> None:
         self.webhook_client.close()
+        self.private_webhook_client.close()
+        self.output_client.close()
         self.store.dispose()
 
 
@@ -87,6 +96,12 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         history=RenderHistory(redis_client),
         health=RouteHealth(redis_client, settings),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
+        private_webhook_client=guarded_client(
+            [*settings.webhook_allowed_networks, *settings.private_webhook_networks]
+        ),
+        output_client=guarded_client(
+            [*settings.webhook_allowed_networks, *settings.provider_allowed_networks]
+        ),
     )
 
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from backend.errors import UnsafeWebhookTarget, ValidationFailed
 from backend.settings import Settings
 from backend.webhooks import url_guard
 from backend.webhooks.guarded_transport import total_time_limit
+from backend.webhooks.url_guard import IPNetwork
 
 #: Formats every provider takes (Kling: jpg/png; Runway, Luma, fal, Veo: also webp).
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -47,13 +49,21 @@ class CheckedImage:
 
 
 def check_image_source(
-    source: str, *, field: str, settings: Settings, client: httpx.Client
+    source: str,
+    *,
+    field: str,
+    settings: Settings,
+    allowed: Sequence[IPNetwork],
+    client: httpx.Client,
 ) -> CheckedImage:
-    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``."""
+    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``.
+
+    ``allowed`` are the non-public networks the account may reach, and ``client`` the
+    guarded client that connects only there (``backend/webhooks/targets.py``)."""
     if source.startswith("data:"):
         data = _decode_data_url(source, field, settings.image_max_bytes)
     else:
-        data = _fetch(source, field, settings, client)
+        data = _fetch(source, field, settings, allowed, client)
     return _inspect(data, field)
 
 
@@ -71,15 +81,26 @@ def _decode_data_url(source: str, field: str, max_bytes: int) -> bytes:
         raise ValidationFailed.for_field(field, "the data: URL is not valid base64") from None
 
 
-def _fetch(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
+def _fetch(
+    url: str,
+    field: str,
+    settings: Settings,
+    allowed: Sequence[IPNetwork],
+    client: httpx.Client,
+) -> bytes:
     """GET the image over the guarded client, following a few redirects, each one vetted,
     all within one overall time limit (a server trickling bytes cannot hold the API)."""
     with total_time_limit(FETCH_TIMEOUT_SECONDS):
-        return _fetch_within_limit(url, field, settings, client)
+        return _fetch_within_limit(url, field, settings, allowed, client)
 
 
-def _fetch_within_limit(url: str, field: str, settings: Settings, client: httpx.Client) -> bytes:
-    allowed = settings.webhook_allowed_networks
+def _fetch_within_limit(
+    url: str,
+    field: str,
+    settings: Settings,
+    allowed: Sequence[IPNetwork],
+    client: httpx.Client,
+) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
         url_guard.require_public(url, allowed, field)
         try:

@@ -5,7 +5,8 @@ sleeps waiting for a receiver to come back. The rules, in order:
 
 * 2xx is success. Redirects are not followed and count as failures.
 * 410 Gone stops the delivery at once and disables the endpoint it came from.
-* A refused destination (its address is private and not allowed) fails at once.
+* A refused destination (its address is private and not allowed to the account, as it is
+  now: an operator may have taken the allowance away since submission) fails at once.
 * Any other failure waits for the next delay in the retry schedule (lengthened, within the
   schedule's bounds, by a ``Retry-After`` on 429/503); when the round's attempts are used
   up, the delivery is failed. The result can still be read by polling, and the delivery
@@ -41,7 +42,7 @@ from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
 from backend.store.deliveries import DELIVERED, FAILED, PENDING, DeliveryRecord
 from backend.store.endpoints import EndpointRecord
-from backend.webhooks import dedup
+from backend.webhooks import dedup, targets
 from backend.webhooks.retry import (
     RETRY_AFTER_STATUSES,
     next_delay,
@@ -67,6 +68,8 @@ class Target:
     url: str
     secrets: list[str]
     body: bytes
+    #: The account may reach private networks (read afresh for every attempt).
+    private: bool
 
 
 def deliver(ctx: Context, delivery_id: str, *, busy: int = 0, probe: bool = False) -> None:
@@ -119,8 +122,14 @@ def _attempt_if_due(ctx: Context, delivery_id: str, *, probe: bool = False) -> f
         timestamp=now,
         body=target.body,
     )
+    reach = targets.reach(ctx, private=target.private)
     result = post_webhook(
-        ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+        reach.client,
+        target.url,
+        target.body,
+        headers,
+        policy.timeout_seconds,
+        private_reply_shown=reach.private,
     )
     unavailable = seen.unavailable
     if result.succeeded:
@@ -223,6 +232,8 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
         ):
             return None  # an early duplicate; the scheduled message (or the sweep) will come
         endpoint = None
+        account = accounts_store.get_account(conn, delivery.account_id)
+        assert account is not None
         if delivery.endpoint_id is not None:
             endpoint = endpoints_store.get_endpoint(
                 conn, delivery.endpoint_id, include_deleted=True
@@ -232,8 +243,6 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
                 endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
             )
         else:
-            account = accounts_store.get_account(conn, delivery.account_id)
-            assert account is not None
             secrets = active_secrets(
                 account.signing_secret,
                 account.previous_signing_secret,
@@ -246,7 +255,7 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
             assert job is not None
             body = to_webhook_payload(job, delivery.event).model_dump_json()
     url = endpoint.url if endpoint is not None else delivery.url
-    return Target(delivery, endpoint, url, secrets, body.encode())
+    return Target(delivery, endpoint, url, secrets, body.encode(), account.allow_private_webhooks)
 
     if endpoint.deleted_at is not None:
         return "the endpoint was deleted"

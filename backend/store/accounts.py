@@ -1,4 +1,4 @@
-"""Accounts, their API keys and the credit ledger."""
+"""Accounts and the credit ledger (their API keys: ``api_keys.py``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class AccountRecord:
     previous_signing_secret: str | None
     previous_signing_secret_expires_at: datetime | None
     created_at: datetime
+    #: Webhooks and image fetches may reach ``private_webhook_networks`` (operators only).
+    allow_private_webhooks: bool = False
 
 
 def _record(row: sa.Row) -> AccountRecord:
@@ -41,6 +43,7 @@ def create_account(
     signing_secret: str,
     api_key_hash: str,
     api_key_prefix: str,
+    allow_private_webhooks: bool = False,
 ) -> AccountRecord:
     """Insert an account, its first API key and the signup grant in the caller's transaction."""
     now = utcnow()
@@ -53,6 +56,7 @@ def create_account(
                     credits=credits,
                     signing_secret=signing_secret,
                     created_at=now,
+                    allow_private_webhooks=allow_private_webhooks,
                 )
             )
     except sa.exc.IntegrityError:
@@ -65,7 +69,9 @@ def create_account(
     add_ledger_entry(
         conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
     )
-    return AccountRecord(account_id, email, credits, signing_secret, None, None, now)
+    return AccountRecord(
+        account_id, email, credits, signing_secret, None, None, now, allow_private_webhooks
+    )
 
 
 def get_account(conn: sa.Connection, account_id: str) -> AccountRecord | None:
@@ -76,16 +82,6 @@ def get_account(conn: sa.Connection, account_id: str) -> AccountRecord | None:
 def get_account_by_email(conn: sa.Connection, email: str) -> AccountRecord | None:
     row = conn.execute(sa.select(accounts).where(accounts.c.email == email)).first()
     return _record(row) if row else None
-
-
-def find_key(conn: sa.Connection, key_hash: str) -> tuple[str, str] | None:
-    """``(account_id, key_hash)`` of a live key with this hash, if any."""
-    row = conn.execute(
-        sa.select(api_keys.c.account_id, api_keys.c.key_hash).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-        )
-    ).first()
-    return (row.account_id, row.key_hash) if row else None
 
 
 def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
@@ -153,14 +149,6 @@ def ledger_balance(conn: sa.Connection, account_id: str) -> int:
     return int(total)
 
 
-def add_api_key(conn: sa.Connection, *, account_id: str, key_hash: str, key_prefix: str) -> None:
-    conn.execute(
-        api_keys.insert().values(
-            account_id=account_id, key_hash=key_hash, key_prefix=key_prefix, created_at=utcnow()
-        )
-    )
-
-
 def rotate_signing_secret(
     conn: sa.Connection, account_id: str, *, new_secret: str, previous_expires_at: datetime
 ) -> AccountRecord | None:
@@ -175,3 +163,9 @@ def rotate_signing_secret(
         )
     )
     return get_account(conn, account_id)
+
+
+def set_allow_private_webhooks(conn: sa.Connection, account_id: str, allowed: bool) -> None:
+    conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(allow_private_webhooks=allowed)
+    )

@@ -28,6 +28,9 @@ accounts = sa.Table(
     sa.Column("previous_signing_secret", sa.String(120), nullable=True),
     sa.Column("previous_signing_secret_expires_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # May webhooks (and image fetches) reach private networks (settings'
+    # private_webhook_networks)? Set by operators only, never through the API.
+    sa.Column("allow_private_webhooks", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
 
@@ -40,6 +43,8 @@ api_keys = sa.Table(
     sa.Column("key_prefix", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
+    # Refreshed at most every LAST_USED_RESOLUTION_SECONDS, so authentication stays a read.
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
 )
 
 jobs = sa.Table(

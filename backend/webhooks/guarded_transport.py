@@ -112,8 +112,9 @@ class GuardedNetworkBackend(httpcore.SyncBackend):
         if last_error is not None:
             raise last_error
         raise UnsafeWebhookTarget(
-            f"{host} resolves only to non-public addresses ({', '.join(refused)}); an operator "
-            "can allow them with GENHOOK_WEBHOOK_ALLOWED_NETWORKS"
+            f"{host} resolves only to non-public addresses this account may not reach "
+            f"({', '.join(refused)}); an operator can allow private targets for the account "
+            "(genhook accounts set --allow-private-webhooks)"
         )
 
 

@@ -1,5 +1,9 @@
 """Steering and inspecting the simulator from tests, over one reused client (a fresh
-client per call costs more than the call)."""
+client per call costs more than the call).
+
+The simulator's control routes (``/_sim/*``) need the operator's token: every simulator a
+test starts is given :data:`CONTROL_TOKEN`, and requests to those routes carry
+:data:`CONTROL_HEADERS`."""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from typing import Any
 
 import httpx
 
-_client = httpx.Client(trust_env=False, timeout=10.0)
+#: The control token of every simulator the tests start.
+CONTROL_TOKEN = "test-simulator-control-token"
+CONTROL_HEADERS = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
+
+_client = httpx.Client(trust_env=False, timeout=10.0, headers=CONTROL_HEADERS)
 
 
 def inject_fault(simulator_url: str, **rule: object) -> None:

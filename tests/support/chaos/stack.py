@@ -40,6 +40,7 @@ from backend import bundled_redis
 from backend.commands import SIMULATOR_APP, gunicorn_command
 from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.store.engine import create_engine, normalize_url
+from tests.support.faults import CONTROL_TOKEN
 
 GENHOOK = str(Path(sys.executable).parent / "genhook")
 #: How long a process may take to answer after it is started.
@@ -183,6 +184,7 @@ class ChaosStack:
             "GENHOOK_PUBLIC_BASE_URL": self.api_url,
             "GENHOOK_API_PORT": self.api_url.rsplit(":", 1)[1],
             "GENHOOK_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "GENHOOK_SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN,
             **self.extra_env,
         }
 
