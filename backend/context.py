@@ -100,7 +100,8 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
             [*settings.webhook_allowed_networks, *settings.private_webhook_networks]
         ),
         output_client=guarded_client(
-            [*settings.webhook_allowed_networks, *settings.provider_allowed_networks]
+            [*settings.webhook_allowed_networks, *settings.provider_allowed_networks],
+            hint="an operator can allow it with GENHOOK_PROVIDER_ALLOWED_NETWORKS",
         ),
     )
 

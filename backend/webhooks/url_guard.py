@@ -70,15 +70,22 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
-def check_address(address: IPAddress, allowed: Sequence[IPNetwork]) -> None:
+#: What a refusal of a tenant's URL says the way out is.
+ACCOUNT_HINT = (
+    "an operator can allow private targets for the account "
+    "(genhook accounts set --allow-private-webhooks)"
+)
+
+
+def check_address(
+    address: IPAddress, allowed: Sequence[IPNetwork], hint: str = ACCOUNT_HINT
+) -> None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if is_public(address) or any(address in network for network in allowed):
         return
     raise UnsafeWebhookTarget(
-        f"resolves to {address}, a non-public address this account may not reach; an "
-        "operator can allow private targets for the account "
-        "(genhook accounts set --allow-private-webhooks)"
+        f"resolves to {address}, a non-public address not allowed here; {hint}"
     )
 
 

@@ -152,7 +152,7 @@ class RotateWebhookEndpointSecretResource:
         request=RotateSecretRequest,
         request_required=False,
         responses={200: SigningSecret},
-        errors=(404, 422),
+        errors=(400, 404, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
         body = parse_optional_body(req, RotateSecretRequest)
@@ -229,7 +229,7 @@ class RotateAccountSecretResource:
         request=RotateSecretRequest,
         request_required=False,
         responses={200: SigningSecret},
-        errors=(422,),
+        errors=(400, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_optional_body(req, RotateSecretRequest)
