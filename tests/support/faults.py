@@ -25,11 +25,15 @@ def inject_fault(simulator_url: str, **rule: object) -> None:
 
 
 def stats(simulator_url: str) -> dict[str, int]:
-    result: dict[str, int] = _client.get(f"{simulator_url}/_sim/stats").json()
+    response = _client.get(f"{simulator_url}/_sim/stats")
+    assert response.status_code == 200, response.text
+    result: dict[str, int] = response.json()
     return result
 
 
 def renders(simulator_url: str) -> list[dict[str, Any]]:
     """Every render the farm holds, in any dialect, with what its client sent."""
-    found: list[dict[str, Any]] = _client.get(f"{simulator_url}/_sim/renders").json()
+    response = _client.get(f"{simulator_url}/_sim/renders")
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
     return found
