@@ -373,3 +373,58 @@ def test_up_gives_its_simulator_a_random_token_and_keeps_it_for_the_operator(
     up.write_stack_env(tmp_path / "stack.env", first)
     assert (tmp_path / "stack.env").stat().st_mode & 0o777 == 0o600
     assert f"GENHOOK_SIMULATOR_CONTROL_TOKEN={token}" in (tmp_path / "stack.env").read_text()
+
+
+# --- Operators ---------------------------------------------------------------------------
+
+
+def allowed_in(database: Path, email: str) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    sa.text("SELECT allow_private_webhooks FROM accounts WHERE email = :email"),
+                    {"email": email},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_an_operator_allows_and_forbids_private_targets_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    from tests.test_api_keys import genhook
+
+    database = tmp_path / "var" / "genhook.db"
+    assert genhook("migrate", cwd=tmp_path).returncode == 0
+    # An account created with the flag is allowed; one created without it is not
+    made = genhook(
+        "accounts", "create", "--email", "lab@example.com", "--allow-private-webhooks", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    assert "private networks" in made.stdout
+    assert (
+        genhook("accounts", "create", "--email", "free@example.com", cwd=tmp_path).returncode == 0
+    )
+    assert allowed_in(database, "lab@example.com") is True
+    assert allowed_in(database, "free@example.com") is False
+
+    # And `accounts set` changes an existing account either way
+    on = genhook(
+        "accounts", "set", "--email", "free@example.com", "--allow-private-webhooks", cwd=tmp_path
+    )
+    off = genhook(
+        "accounts", "set", "--email", "lab@example.com", "--no-allow-private-webhooks", cwd=tmp_path
+    )
+    assert on.returncode == 0 and off.returncode == 0, (on.stderr, off.stderr)
+    assert allowed_in(database, "free@example.com") is True
+    assert allowed_in(database, "lab@example.com") is False
+    # An unknown email changes nothing and exits 1
+    unknown = genhook(
+        "accounts", "set", "--email", "nobody@example.com", "--allow-private-webhooks", cwd=tmp_path
+    )
+    assert unknown.returncode == 1 and "no account" in unknown.stderr
