@@ -1,10 +1,11 @@
-"""Accounts: signing up, and finding the account behind an API key."""
+"""Accounts: signing up, operators' settings of an account (keys: ``api_keys.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from backend import ids, security
+from backend.api_keys import PREFIX_LENGTH, create_key
 from backend.context import Context
 from backend.errors import NotFound
 from backend.idempotency import Answer, IdempotencyKey, remember
@@ -27,6 +28,7 @@ def create_account(
     *,
     credits: int | None = None,
     idempotency: IdempotencyKey | None = None,
+    allow_private_webhooks: bool = False,
 ) -> NewAccount:
     """Create an account with an API key, a signing secret and its starting credits.
 
@@ -43,7 +45,8 @@ def create_account(
             credits=ctx.settings.signup_credits if credits is None else credits,
             signing_secret=security.new_signing_secret(),
             api_key_hash=security.hash_api_key(api_key),
-            api_key_prefix=api_key[:10],
+            api_key_prefix=api_key[:PREFIX_LENGTH],
+            allow_private_webhooks=allow_private_webhooks,
         )
         new = NewAccount(account, api_key)
         if idempotency is not None:
@@ -67,25 +70,20 @@ def signup_answer(new: NewAccount, status: int = 201) -> Answer:
 
 def issue_api_key(ctx: Context, account_id: str) -> str:
     """A new API key for an existing account (the old ones stay valid)."""
-    api_key = security.new_api_key()
-    with ctx.store.begin() as conn:
-        accounts_store.add_api_key(
-            conn,
-            account_id=account_id,
-            key_hash=security.hash_api_key(api_key),
-            key_prefix=api_key[:10],
-        )
-    return api_key
+    return create_key(ctx, account_id, enforce_limit=False).api_key
 
 
-def authenticate(ctx: Context, api_key: str) -> str | None:
-    """The id of the account owning ``api_key``, or ``None``."""
-    key_hash = security.hash_api_key(api_key)
+def set_private_webhooks(ctx: Context, email: str, allowed: bool) -> AccountRecord:
+    """An operator's decision: may this account's webhooks and image fetches reach the
+    private networks of ``private_webhook_networks``? Raises ``NotFound``."""
     with ctx.store.begin() as conn:
-        found = accounts_store.find_key(conn, key_hash)
-    if found is None or not security.api_key_matches(api_key, found[1]):
-        return None
-    return found[0]
+        account = accounts_store.get_account_by_email(conn, email.lower())
+        if account is None:
+            raise NotFound(f"no account with email {email!r}")
+        accounts_store.set_allow_private_webhooks(conn, account.id, allowed)
+        updated = accounts_store.get_account(conn, account.id)
+    assert updated is not None
+    return updated
 
 
 def get_account(ctx: Context, account_id: str) -> AccountRecord | None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from backend.settings import Settings, get_settings
 from backend.worker_pools import QUEUES
@@ -75,7 +76,42 @@ def _parser() -> argparse.ArgumentParser:
     create = accounts.add_parser("create", help="create an account and print its credentials")
     create.add_argument("--email", required=True)
     create.add_argument("--credits", type=int, default=None)
+    create.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let this account's webhooks and image URLs reach the private networks of "
+        "GENHOOK_PRIVATE_WEBHOOK_NETWORKS (loopback and RFC 1918 by default)",
+    )
     create.set_defaults(run=_accounts_create)
+    update = accounts.add_parser(
+        "set", help="change what an operator decides about an account (private webhooks)"
+    )
+    update.add_argument("--email", required=True)
+    update.add_argument(
+        "--allow-private-webhooks",
+        action=argparse.BooleanOptionalAction,
+        required=True,
+        help="allow (or with --no-allow-private-webhooks forbid) private webhook targets; "
+        "checked again at every delivery",
+    )
+    update.set_defaults(run=_accounts_set)
+    keys = accounts.add_parser("keys", help="list an account's API keys (prefix, dates)")
+    keys.add_argument("--email", required=True)
+    keys.set_defaults(run=_accounts_keys)
+    create_key = accounts.add_parser(
+        "create-key", help="issue one more API key for an account and print it (shown once)"
+    )
+    create_key.add_argument("--email", required=True)
+    create_key.set_defaults(run=_accounts_create_key)
+    revoke = accounts.add_parser(
+        "revoke-key",
+        help="revoke an API key (refused from the next request on), even the account's last",
+    )
+    revoke.add_argument("--email", required=True)
+    revoke.add_argument(
+        "--prefix", required=True, help="the key's first characters, as `keys` lists them"
+    )
+    revoke.set_defaults(run=_accounts_revoke_key)
     grant = accounts.add_parser(
         "grant",
         help="add credits to an account (negative to take some back), recorded in its "
@@ -280,15 +316,113 @@ def _accounts_create(args: argparse.Namespace) -> int:
 
     ctx = build_context(get_settings())
     try:
-        new = create_account(ctx, args.email, credits=args.credits)
+        new = create_account(
+            ctx,
+            args.email,
+            credits=args.credits,
+            allow_private_webhooks=args.allow_private_webhooks,
+        )
     except Conflict as exc:
         print(f"genhook: {exc.detail}", file=sys.stderr)
         return 1
+    finally:
+        ctx.close()
     print(f"account         {new.account.id} ({new.account.email})")
     print(f"credits         {new.account.credits}")
     print(f"api key         {new.api_key}   (shown once)")
     print(f"signing secret  {new.account.signing_secret}")
+    if new.account.allow_private_webhooks:
+        print("webhooks        may target private networks (GENHOOK_PRIVATE_WEBHOOK_NETWORKS)")
     return 0
+
+
+def _accounts_set(args: argparse.Namespace) -> int:
+    from backend.accounts import set_private_webhooks
+    from backend.context import build_context
+    from backend.errors import ClientError
+
+    ctx = build_context(get_settings())
+    try:
+        account = set_private_webhooks(ctx, args.email, args.allow_private_webhooks)
+    except ClientError as exc:
+        print(f"genhook: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    allowed = "allowed" if account.allow_private_webhooks else "refused"
+    print(f"account         {account.id} ({account.email})")
+    print(f"private webhook targets {allowed}")
+    return 0
+
+
+def _accounts_keys(args: argparse.Namespace) -> int:
+    from backend.api_keys import list_keys
+    from backend.context import build_context
+    from backend.store import accounts as accounts_store
+
+    ctx = build_context(get_settings())
+    try:
+        with ctx.store.begin() as conn:
+            account = accounts_store.get_account_by_email(conn, args.email.lower())
+        if account is None:
+            print(f"genhook: no account with email {args.email!r}", file=sys.stderr)
+            return 1
+        keys = list_keys(ctx, account.id)
+    finally:
+        ctx.close()
+    print(f"{'prefix':<12} {'created':<26} {'last used':<26} revoked")
+    for key in keys:
+        print(
+            f"{key.key_prefix:<12} {_when(key.created_at):<26} {_when(key.last_used_at):<26} "
+            f"{_when(key.revoked_at)}"
+        )
+    return 0
+
+
+def _accounts_create_key(args: argparse.Namespace) -> int:
+    from backend.accounts import issue_api_key
+    from backend.context import build_context
+    from backend.store import accounts as accounts_store
+
+    ctx = build_context(get_settings())
+    try:
+        with ctx.store.begin() as conn:
+            account = accounts_store.get_account_by_email(conn, args.email.lower())
+        if account is None:
+            print(f"genhook: no account with email {args.email!r}", file=sys.stderr)
+            return 1
+        api_key = issue_api_key(ctx, account.id)
+    finally:
+        ctx.close()
+    print(f"account         {account.id} ({account.email})")
+    print(f"api key         {api_key}   (shown once)")
+    return 0
+
+
+def _accounts_revoke_key(args: argparse.Namespace) -> int:
+    """Exit 1, with nothing revoked, for an unknown email or a prefix that matches no live
+    key, or several."""
+    from backend.api_keys import revoke_by_prefix
+    from backend.context import build_context
+    from backend.errors import ClientError
+
+    ctx = build_context(get_settings())
+    try:
+        key, live_left = revoke_by_prefix(ctx, args.email, args.prefix)
+    except ClientError as exc:
+        print(f"genhook: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    print(f"revoked         {key.key_prefix}… at {_when(key.revoked_at)}")
+    print(f"live keys left  {live_left}")
+    if live_left == 0:
+        print("(the account cannot call the API until you issue one: genhook accounts create-key)")
+    return 0
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.isoformat(timespec="seconds")
 
 
 def _accounts_grant(args: argparse.Namespace) -> int:

@@ -49,9 +49,16 @@ class Context:
     #: Each route's circuit breaker, shared by every worker through Redis.
     health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
+    #: Public addresses plus ``webhook_allowed_networks``: what every account may reach.
     webhook_client: httpx.Client
     #: Request rate limits and quotas, counted in Redis (``backend/ratelimit/``).
     rate_limits: RateLimits
+    #: The same, plus ``private_webhook_networks``: for accounts allowed private targets
+    #: (``backend/webhooks/targets.py``).
+    private_webhook_client: httpx.Client
+    #: Downloads of providers' finished videos: public addresses plus
+    #: ``provider_allowed_networks`` (the simulator's loopback under ``genhook up``).
+    output_client: httpx.Client
     #: How host names in tenants' URLs are resolved when they are checked: ``None`` is the
     #: system resolver, what genhook always uses (tests resolve with a DNS server of theirs).
     name_lookup: Lookup | None = None
@@ -61,6 +68,8 @@ class Context:
 
     def close(self) -> None:
         self.webhook_client.close()
+        self.private_webhook_client.close()
+        self.output_client.close()
         self.store.dispose()
 
 
@@ -95,6 +104,13 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         health=RouteHealth(redis_client, settings),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
         rate_limits=RateLimits(settings, redis_client),
+        private_webhook_client=guarded_client(
+            [*settings.webhook_allowed_networks, *settings.private_webhook_networks]
+        ),
+        output_client=guarded_client(
+            [*settings.webhook_allowed_networks, *settings.provider_allowed_networks],
+            hint="an operator can allow it with GENHOOK_PROVIDER_ALLOWED_NETWORKS",
+        ),
     )
 
 

@@ -38,6 +38,12 @@ class SmtpSecurity(StrEnum):
     NONE = "none"  # no TLS: a relay on this machine or in a trusted network only
 
 
+#: Networks accounts allowed private webhook targets may reach, unless the operator says
+#: otherwise: loopback, RFC 1918, IPv6 loopback and unique local addresses.
+DEFAULT_PRIVATE_WEBHOOK_NETWORKS = (
+    "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7"
+)
+
 #: Where ``genhook up`` keeps its SQLite file, bundled Redis data and demo credentials.
 DEFAULT_VAR_DIR = Path("var")
 
@@ -299,7 +305,30 @@ class Settings(BaseSettings):
     )
     webhook_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated CIDRs that webhooks may target although private/loopback.",
+        description="Comma-separated CIDRs that EVERY account's webhooks and image URLs may "
+        "target although private/loopback (a deliberate choice: any tenant then reaches "
+        "them). `genhook up` does not set it; prefer `private_webhook_networks`.",
+    )
+    private_webhook_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network(n) for n in DEFAULT_PRIVATE_WEBHOOK_NETWORKS.split(",")
+        ],
+        description="Comma-separated CIDRs that the webhooks and image URLs of accounts "
+        "allowed private targets (`genhook accounts create --allow-private-webhooks`, "
+        "`genhook accounts set`) may target: loopback, RFC 1918 and IPv6 unique local "
+        "addresses by default; never link-local (cloud metadata) unless listed.",
+    )
+    provider_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs that genhook's downloads of providers' finished "
+        "videos may reach although private/loopback (`genhook up` sets loopback when a "
+        "provider is simulated on this machine). Tenants' URLs never use it.",
+    )
+    simulator_control_token: str = Field(
+        default="",
+        description="Bearer token the provider simulator's control routes (`/_sim/*`: "
+        "faults, reset, inspection) require; empty turns them off. `genhook up` makes a "
+        "random one unless set, and writes it to `var/stack.env` (mode 0600).",
     )
 
     # Rate limits and quotas (backend/ratelimit/): each a list of `<n>/<window>` separated by
@@ -556,7 +585,13 @@ class Settings(BaseSettings):
         parse_limits(value)  # raises ValueError naming what it cannot read
         return value.strip()
 
-    @field_validator("webhook_allowed_networks", "trusted_proxies", mode="before")
+    @field_validator(
+        "webhook_allowed_networks",
+        "private_webhook_networks",
+        "provider_allowed_networks",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):

@@ -28,6 +28,7 @@ from backend.idempotency import Answer, IdempotencyKey, remember, run_once
 from backend.schemas.accounts import SignupAccepted
 from backend.settings import SignupMode
 from backend.store import accounts as accounts_store
+from backend.store import api_keys as api_keys_store
 from backend.store import signup as store
 from backend.store.ledger import LedgerReason
 from backend.store.signup import MailKind
@@ -160,11 +161,12 @@ def _verify(ctx: Context, token: str, key: IdempotencyKey | None) -> Answer:
             delta=credits,
             reason=LedgerReason.SIGNUP.value,
         )
-        accounts_store.add_api_key(
+        api_keys_store.add_key(
             conn,
             account_id=found.account_id,
             key_hash=security.hash_api_key(api_key),
             key_prefix=api_key[:10],
+            now=now,
         )
         store.retire_tokens(conn, found.account_id, now)
         account = accounts_store.get_account(conn, found.account_id)

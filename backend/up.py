@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from backend import bundled_redis
-from backend.accounts import create_account, get_account, issue_api_key
+from backend.accounts import create_account, get_account, issue_api_key, set_private_webhooks
 from backend.commands import (
     SIMULATOR_APP,
     api_command,
@@ -41,7 +42,7 @@ from backend.worker_pools import pools
 #: In the var dir: the stack's settings as `export` lines, for commands run in another shell.
 STACK_ENV_FILE = "stack.env"
 DEMO_EMAIL = "demo@genhook.local"
-#: Networks ``genhook up`` lets webhooks reach, so a receiver on this machine works.
+#: Networks where ``genhook up``'s simulator answers: its output downloads may reach them.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
 #: What a Dramatiq worker takes to exit beyond its shutdown timeout: up to a second each
 #: for its processes to notice the signal, its consumers to stop and its parent to notice,
@@ -78,33 +79,20 @@ def run_up(settings: Settings, *, port: int) -> int:
                 stop_stage=REDIS,
             )
         )
-    allowed = ",".join(
-        [str(n) for n in settings.webhook_allowed_networks] + LOCAL_NETWORKS.split(",")
-    )
     base_url = f"http://{settings.api_host}:{port}"
     signup_mode = local_signup_mode(settings)
     simulated = simulated_providers(settings)
+    stack_env = stack_environment(settings, redis_url=redis_url, base_url=base_url)
     provider_env = provider_environment(settings, simulated, base_url)
     env = child_env(
         {
-            "GENHOOK_REDIS_URL": redis_url,
-            "GENHOOK_DATABASE_URL": settings.effective_database_url,
-            "GENHOOK_VAR_DIR": str(var_dir),
-            "GENHOOK_SIMULATOR_URL": settings.simulator_url,
+            **stack_env,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": str(settings.simulator_render_seconds),
-            "GENHOOK_WEBHOOK_ALLOWED_NETWORKS": allowed,
             "GENHOOK_SIGNUP_MODE": signup_mode.value,
             **provider_env,
         }
     )
-    stack_env = {
-        "GENHOOK_REDIS_URL": redis_url,
-        "GENHOOK_DATABASE_URL": settings.effective_database_url,
-        "GENHOOK_VAR_DIR": str(var_dir),
-        "GENHOOK_SIMULATOR_URL": settings.simulator_url,
-        **provider_env,
-    }
-    write_stack_env(var_dir / STACK_ENV_FILE, stack_env)
+    write_stack_env(var_dir / STACK_ENV_FILE, {**stack_env, **provider_env})
     sim = urlsplit(settings.simulator_url)
     api_bind = f"{settings.api_host}:{port}"
     simulator = gunicorn_command(f"{sim.hostname}:{sim.port}", 1, SIMULATOR_APP, threads=8)
@@ -139,7 +127,7 @@ def run_up(settings: Settings, *, port: int) -> int:
         supervisor.start_all()
         wait_until_ready(base_url, supervisor)
         if not supervisor.stopping:
-            print(banner(base_url, demo, live, redis_note, allowed, providers_note), flush=True)
+            print(banner(base_url, demo, live, redis_note, providers_note), flush=True)
             supervisor.watch()
     finally:
         supervisor.stop_all()
@@ -152,6 +140,24 @@ def local_signup_mode(settings: Settings) -> SignupMode:
     has no mail server. ``genhook api`` keeps the setting's default, ``verify_email``."""
     explicit = {"signup_mode", "signup_enabled"} & settings.model_fields_set
     return settings.signup_mode if explicit else SignupMode.OPEN
+
+
+def stack_environment(settings: Settings, *, redis_url: str, base_url: str) -> dict[str, str]:
+    """The ``GENHOOK_*`` settings the stack's processes share (besides the providers'),
+    also written to ``var/stack.env`` for the operator's other shells.
+
+    No network is opened to every account here (``GENHOOK_WEBHOOK_ALLOWED_NETWORKS`` is
+    left to the operator): the demo account is allowed private targets on its own.
+    The simulator's control token is random unless the operator chose one: only who can
+    read ``var/stack.env`` (mode 0600) may drive its back door."""
+    return {
+        "GENHOOK_REDIS_URL": redis_url,
+        "GENHOOK_DATABASE_URL": settings.effective_database_url,
+        "GENHOOK_VAR_DIR": str(settings.var_dir.resolve()),
+        "GENHOOK_SIMULATOR_URL": settings.simulator_url,
+        "GENHOOK_SIMULATOR_CONTROL_TOKEN": settings.simulator_control_token
+        or secrets.token_urlsafe(32),
+    }
 
 
 def capped_for_up(settings: Settings) -> Settings:
@@ -176,6 +182,13 @@ def provider_environment(settings: Settings, simulated: list[str], base_url: str
     aimed = provider_settings(settings.simulator_url)
     for name in simulated:
         env.update({f"GENHOOK_{key.upper()}": value for key, value in aimed[name].items()})
+    if simulated or settings.simulator_fallback:
+        # The simulator serves finished videos from this machine: let the output copy
+        # (never a tenant's URL) download them.
+        networks = [str(n) for n in settings.provider_allowed_networks]
+        env["GENHOOK_PROVIDER_ALLOWED_NETWORKS"] = ",".join(
+            networks + [n for n in LOCAL_NETWORKS.split(",") if n not in networks]
+        )
     if not settings.public_base_url and len(simulated) == len(PREFIXES):
         # Every provider is on this machine, so the local address reaches the API.
         env["GENHOOK_PUBLIC_BASE_URL"] = base_url
@@ -205,7 +218,15 @@ def write_stack_env(path: Path, values: dict[str, str]) -> None:
 
 def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
     """The demo account's credentials, created on first start and kept (mode 0600) in
-    ``path``, since the database itself only holds the API key's hash."""
+    ``path``, since the database itself only holds the API key's hash. It is the one
+    account whose webhooks may reach this machine (private targets): a receiver on
+    loopback works for the demo; accounts signed up later reach public addresses only."""
+    demo = _demo_credentials(ctx, path)
+    set_private_webhooks(ctx, demo.email, True)
+    return demo
+
+
+def _demo_credentials(ctx: Context, path: Path) -> DemoAccount:
     if path.exists():
         saved = DemoAccount(**json.loads(path.read_text()))
         if get_account(ctx, saved.account_id) is not None:
@@ -217,7 +238,7 @@ def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
             existing.id, DEMO_EMAIL, issue_api_key(ctx, existing.id), existing.signing_secret
         )
     else:
-        new = create_account(ctx, DEMO_EMAIL)
+        new = create_account(ctx, DEMO_EMAIL, allow_private_webhooks=True)
         demo = DemoAccount(new.account.id, DEMO_EMAIL, new.api_key, new.account.signing_secret)
     path.write_text(json.dumps(demo.__dict__, indent=2))
     os.chmod(path, 0o600)
@@ -241,9 +262,11 @@ def banner(
     demo: DemoAccount,
     settings: Settings,
     redis_note: str,
-    allowed: str,
     providers_note: str,
 ) -> str:
+    private = ",".join(str(n) for n in settings.private_webhook_networks)
+    everyone = ",".join(str(n) for n in settings.webhook_allowed_networks)
+    others = f"public addresses and {everyone}" if everyone else "public addresses only"
     return f"""
 genhook is up.
 
@@ -255,9 +278,12 @@ genhook is up.
   Redis           {redis_note}
   Simulator       {settings.simulator_url} (renders take {settings.simulator_render_seconds:g}s)
   Providers       {providers_note}
-  Webhooks        may target {allowed} (loopback allowed for local development)
+  Webhooks        the demo account may target private networks ({private});
+                  other accounts {others}
+                  (genhook accounts create --allow-private-webhooks)
   Signup          {signup_note(settings)}
-  Other shells    . {settings.var_dir.resolve() / STACK_ENV_FILE}   (then e.g. genhook providers)
+  Other shells    . {settings.var_dir.resolve() / STACK_ENV_FILE}   (then e.g. genhook providers;
+                  it also holds the simulator's control token)
 
 Submit a job:
   curl -s {base_url}/v1/video/generations \\

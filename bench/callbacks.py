@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,9 @@ from typing import Any
 import httpx
 
 MODES = ("polled", "callbacks")
+#: The simulator's control routes (``/_sim/*``) answer only requests bearing this.
+CONTROL_TOKEN = secrets.token_urlsafe(16)
+CONTROL_HEADERS = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 
 
 def main() -> None:
@@ -111,7 +115,9 @@ def _run_jobs(args: argparse.Namespace, work: Path, redis_url: str) -> list[floa
 
     api_port = free_port()
     with (
-        serve(create_simulator(render_seconds=args.render_seconds)) as sim,
+        serve(
+            create_simulator(render_seconds=args.render_seconds, control_token=CONTROL_TOKEN)
+        ) as sim,
         serve(receiver) as hooks,
     ):
         settings = Settings.model_validate(
@@ -163,7 +169,10 @@ def _measure(
         deadline = time.time() + args.render_seconds + args.backstop + 30
         while len(arrivals) < len(ids) and time.time() < deadline:
             time.sleep(0.05)
-        renders = {r["reference"]: r for r in client.get(f"{sim}/_sim/renders").json()}
+        renders = {
+            r["reference"]: r
+            for r in client.get(f"{sim}/_sim/renders", headers=CONTROL_HEADERS).json()
+        }
     latencies = []
     for job_id in ids:
         if job_id not in arrivals:

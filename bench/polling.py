@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import os
 import re
+import secrets
 import signal
 import statistics
 import subprocess
@@ -53,6 +54,9 @@ from backend import redis_keys
 from bench.cpu_usage import Usage
 from bench.limits import GENEROUS_LIMITS_ENV
 
+#: ``genhook up`` gives its simulator this control token; ``/_sim/*`` requests carry it.
+CONTROL_TOKEN = secrets.token_urlsafe(16)
+CONTROL_HEADERS = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 MODEL = "runway-gen4.5"
 ROUTE_KEY = "runway/gen4.5"
 #: The catalog route's ``poll_interval_seconds`` for Runway, and its typical render time.
@@ -145,6 +149,7 @@ def running_stack(args: argparse.Namespace, run: str, extra: dict[str, str]) -> 
             "GENHOOK_SIMULATOR_URL": sim_url,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": f"{args.render_seconds:g}",
             **GENEROUS_LIMITS_ENV,
+            "GENHOOK_SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN,
             **extra,
         }
     )
@@ -322,14 +327,14 @@ def all_jobs(api: httpx.Client) -> list[dict[str, Any]]:
 
 
 def sim_stats(sim_url: str) -> dict[str, int]:
-    answer = httpx.get(f"{sim_url}/_sim/stats", timeout=30)
+    answer = httpx.get(f"{sim_url}/_sim/stats", timeout=30, headers=CONTROL_HEADERS)
     answer.raise_for_status()
     stats: dict[str, int] = answer.json()
     return stats
 
 
 def sim_renders(sim_url: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{sim_url}/_sim/renders", timeout=60)
+    answer = httpx.get(f"{sim_url}/_sim/renders", timeout=60, headers=CONTROL_HEADERS)
     answer.raise_for_status()
     renders: list[dict[str, Any]] = answer.json()
     return renders

@@ -53,6 +53,7 @@ from backend.settings import Settings  # noqa: E402
 from backend.simulator.app import create_app as create_simulator  # noqa: E402
 from backend.store.migrate import upgrade  # noqa: E402
 from backend.store.tables import metadata  # noqa: E402
+from tests.support.faults import CONTROL_TOKEN  # noqa: E402
 from tests.support.receiver import WebhookReceiver  # noqa: E402
 from tests.support.wsgi_server import serve_wsgi  # noqa: E402
 
@@ -116,7 +117,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 @pytest.fixture
 def simulator() -> Iterator[str]:
     """The render-farm simulator on a real port; renders take 0.2 s."""
-    with serve_wsgi(create_simulator(render_seconds=0.2)) as url:
+    with serve_wsgi(create_simulator(render_seconds=0.2, control_token=CONTROL_TOKEN)) as url:
         yield url
 
 

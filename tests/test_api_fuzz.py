@@ -145,6 +145,8 @@ def offline(ctx: Context, simulator: str, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setattr(socket, "getaddrinfo", offline_getaddrinfo)
     ctx.webhook_client.close()
     ctx.webhook_client = httpx.Client(transport=SimulatorOnly(simulator), trust_env=False)
+    ctx.output_client.close()
+    ctx.output_client = httpx.Client(transport=SimulatorOnly(simulator), trust_env=False)
     yield ctx
 
 

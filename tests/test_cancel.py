@@ -33,7 +33,7 @@ from backend.simulator.credentials import all_provider_settings
 from backend.store import provider_tasks as tasks_store
 from tests.conftest import make_settings, wait_until
 from tests.support.api import GENERATIONS, deliveries_of, submit, wait_for_status
-from tests.support.faults import inject_fault, renders, stats
+from tests.support.faults import CONTROL_TOKEN, inject_fault, renders, stats
 from tests.support.ledger import balance, ledger, task_states
 from tests.support.receiver import WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
@@ -61,7 +61,7 @@ UNSTOPPABLE = [
 @pytest.fixture
 def simulator() -> Iterator[str]:
     """Renders that take a minute: every cancel here meets a render still running."""
-    with serve_wsgi(create_simulator(render_seconds=60)) as url:
+    with serve_wsgi(create_simulator(render_seconds=60, control_token=CONTROL_TOKEN)) as url:
         yield url
 
 

@@ -38,7 +38,7 @@ from backend.store.tables import credit_ledger
 from backend.webhooks.guarded_transport import guarded_client
 from tests.conftest import LOOPBACK, make_settings
 from tests.support.api import GENERATIONS
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import CONTROL_TOKEN, inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 RENDER = 60.0
@@ -51,7 +51,9 @@ def clock() -> list[float]:
 
 @pytest.fixture
 def simulator(clock: list[float]) -> Iterator[str]:
-    with serve_wsgi(create_simulator(render_seconds=RENDER, clock=lambda: clock[0])) as url:
+    with serve_wsgi(
+        create_simulator(render_seconds=RENDER, clock=lambda: clock[0], control_token=CONTROL_TOKEN)
+    ) as url:
         yield url
 
 

@@ -36,7 +36,13 @@ class Recorder:
 def check(url: str, recorder: Recorder) -> None:
     settings = Settings.model_validate({"webhook_allowed_networks": LOOPBACK})
     with httpx.Client(transport=httpx.MockTransport(recorder)) as client:
-        check_image_source(url, field="image_url", settings=settings, client=client)
+        check_image_source(
+            url,
+            field="image_url",
+            settings=settings,
+            allowed=settings.webhook_allowed_networks,
+            client=client,
+        )
 
 
 def test_a_private_image_url_is_refused_before_any_request_is_made() -> None:

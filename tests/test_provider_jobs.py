@@ -26,7 +26,7 @@ from backend.store import accounts as accounts_store
 from backend.store import provider_tasks as tasks_store
 from tests.conftest import make_settings, wait_until
 from tests.support.api import GENERATIONS, submit, wait_for_status
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import CONTROL_HEADERS, inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -298,7 +298,7 @@ def test_a_provider_callback_finishes_the_job_long_before_the_next_poll(
 
     # Then the job completes within seconds, woken by Luma's callback
     wait_for_status(api, auth, job["id"], "completed")
-    sent = httpx.get(f"{simulator}/_sim/callbacks").json()
+    sent = httpx.get(f"{simulator}/_sim/callbacks", headers=CONTROL_HEADERS).json()
     assert sent and all(c["response_status"] == 200 for c in sent)
     assert all("/v1/provider-callbacks/luma/" in c["url"] for c in sent)
 

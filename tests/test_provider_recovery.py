@@ -30,14 +30,14 @@ from backend.store import provider_tasks as tasks_store
 from backend.store.provider_tasks import TaskState
 from backend.store.tables import credit_ledger
 from tests.conftest import make_settings
-from tests.support.faults import renders
+from tests.support.faults import CONTROL_TOKEN, renders
 from tests.support.wsgi_server import serve_wsgi
 
 
 @pytest.fixture
 def simulator() -> Iterator[str]:
     """Renders that take a minute: these stories happen while a task is still running."""
-    with serve_wsgi(create_simulator(render_seconds=60)) as url:
+    with serve_wsgi(create_simulator(render_seconds=60, control_token=CONTROL_TOKEN)) as url:
         yield url
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from backend.simulator.app import RENDER_SECONDS_ENV, create_app, gunicorn_app
+from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN
 from tests.support.wsgi_server import serve_wsgi
 
 RENDER_SECONDS = 20.0
@@ -59,10 +60,10 @@ def transport() -> Iterator[httpx.HTTPTransport]:
 @pytest.fixture
 def farm(clock: FakeClock, transport: httpx.HTTPTransport) -> Iterator[httpx.Client]:
     """A client for a fresh simulator whose renders take RENDER_SECONDS of the fake clock."""
-    app = create_app(render_seconds=RENDER_SECONDS, clock=clock)
+    app = create_app(render_seconds=RENDER_SECONDS, clock=clock, control_token=CONTROL_TOKEN)
     with serve_wsgi(app) as url:
         # Not closed here: closing a client closes its transport, which the module shares.
-        yield httpx.Client(base_url=url, transport=transport, timeout=5.0)
+        yield httpx.Client(base_url=url, transport=transport, timeout=5.0, headers=CONTROL_HEADERS)
 
 
 def a_render_request(**overrides: Any) -> dict[str, Any]:

@@ -442,6 +442,9 @@ def endless(ctx: Context, account: NewAccount) -> Iterator[tuple[EndlessAnswer, 
     """A delivery to a receiver with an endless answer; returns the receiver, the delivery
     id and how long the attempt took, in seconds."""
     app = EndlessAnswer()
+    # (An account allowed private targets: only it sees what a loopback receiver answers.)
+    with ctx.store.begin() as conn:
+        accounts_store.set_allow_private_webhooks(conn, account.account.id, True)
     with serve_wsgi(app) as url:
         # Given a receiver whose answer would take 4 s to stream in full
         delivery_id = ended_with_delivery(ctx, new_job(ctx, account, f"{url}/hook"))
@@ -451,14 +454,14 @@ def endless(ctx: Context, account: NewAccount) -> Iterator[tuple[EndlessAnswer, 
         yield app, delivery_id, time.monotonic() - started
 
 
-def test_the_log_keeps_the_first_2_kb_of_a_huge_answer(
+def test_the_log_keeps_the_first_256_bytes_of_a_huge_answer(
     ctx: Context, endless: tuple[EndlessAnswer, str, float]
 ) -> None:
     _, delivery_id, _ = endless
 
-    # Then the logged response body is exactly its first 2048 characters
+    # Then the logged response body is exactly its first 256 characters
     (attempt,) = attempts_of(ctx, delivery_id)
-    assert attempt.response_body == "x" * MAX_LOGGED_BODY_CHARS
+    assert attempt.response_body == "x" * MAX_LOGGED_BODY_CHARS == "x" * 256
 
 
 def test_an_attempt_does_not_wait_for_the_rest_of_a_huge_answer(

@@ -23,7 +23,7 @@ from falcon import testing
 from standardwebhooks import Webhook
 
 from backend import bundled_redis, redis_keys
-from backend.accounts import NewAccount, create_account
+from backend.accounts import NewAccount, create_account, set_private_webhooks
 from backend.broker import build_broker
 from backend.context import Context, build_context, use_context
 from backend.jobs.create import create_generation
@@ -334,9 +334,15 @@ def test_a_receiver_slower_than_the_timeout_is_retried(
 
 
 def test_500_then_200_is_delivered_on_the_second_attempt(
-    api: testing.TestClient, auth: dict[str, str], receiver: tuple[WebhookReceiver, str]
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+    ctx: Context,
+    account: NewAccount,
 ) -> None:
-    # Given a receiver that fails once with an explanation, then accepts
+    # Given an account allowed private targets (so its log shows what its loopback receiver
+    # says), and a receiver that fails once with an explanation, then accepts
+    set_private_webhooks(ctx, account.account.email, True)
     app, url = receiver
     app.reply(FAILING)
 

@@ -20,9 +20,10 @@ from falcon import testing
 from openapi_spec_validator import validate
 from standardwebhooks import Webhook
 
-from backend.accounts import NewAccount, create_account
+from backend.accounts import NewAccount, create_account, set_private_webhooks
 from backend.api.app import create_app
 from backend.context import Context
+from backend.store.deliveries import MAX_LOGGED_BODY_CHARS
 from backend.webhooks.endpoints import MAX_ENDPOINTS_PER_ACCOUNT
 from tests.conftest import wait_until
 from tests.support.api import GENERATIONS, deliveries_of, submit
@@ -631,9 +632,15 @@ def test_the_secret_resource_shows_the_rotated_secret(
 
 @with_worker
 def test_the_delivery_log_shows_each_attempt_with_a_bounded_excerpt(
-    api: testing.TestClient, auth: dict[str, str], receiver: tuple[WebhookReceiver, str]
+    api: testing.TestClient,
+    auth: dict[str, str],
+    receiver: tuple[WebhookReceiver, str],
+    ctx: Context,
+    account: NewAccount,
 ) -> None:
-    # Given a receiver that first fails with a 100 KB answer, then accepts
+    # Given an account allowed private targets (it may read what its loopback receiver
+    # answers), and a receiver that first fails with a 100 KB answer, then accepts
+    set_private_webhooks(ctx, account.account.email, True)
     app, url = receiver
     app.reply(
         Reply("500 Internal Server Error", body=b"x" * 100_000),
@@ -652,12 +659,12 @@ def test_the_delivery_log_shows_each_attempt_with_a_bounded_excerpt(
     assert delivery["status"] == "delivered" and delivery["attempt_count"] == 2
     assert delivery["id"] == app.requests[0].headers["webhook-id"]
 
-    # ...each attempt with its time, status, latency, error and at most 2 KB of the answer
+    # ...each attempt with its time, status, latency, error and at most 256 B of the answer
     failed, succeeded = delivery["attempts"]
     assert started <= parse_time(failed["attempted_at"]) <= parse_time(succeeded["attempted_at"])
     assert (failed["response_status"], succeeded["response_status"]) == (500, 200)
     assert "500" in failed["error"] and succeeded["error"] is None
-    assert failed["response_body"] == "x" * 2048
+    assert failed["response_body"] == "x" * MAX_LOGGED_BODY_CHARS == "x" * 256
     assert succeeded["response_body"] == "thanks"
     assert all(a["latency_ms"] >= 0 for a in (failed, succeeded))
 

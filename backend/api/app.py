@@ -13,6 +13,7 @@ from backend.api.auth import BearerAuth
 from backend.api.openapi import build_document
 from backend.api.rate_limit import AccountRateLimit
 from backend.api.resources.accounts import AccountResource, LedgerResource
+from backend.api.resources.api_keys import ApiKeyResource, ApiKeysResource
 from backend.api.resources.catalog import ModelsResource
 from backend.api.resources.generations import (
     CancelGenerationResource,
@@ -60,6 +61,8 @@ def routes(ctx: Context) -> list[tuple[str, Any, str]]:
         ("/v1/signup/verify", SignupVerifyResource(ctx), ""),
         ("/v1/account", AccountResource(ctx), ""),
         ("/v1/account/ledger", LedgerResource(ctx), ""),
+        ("/v1/account/api-keys", ApiKeysResource(ctx), ""),
+        ("/v1/account/api-keys/{key_id}", ApiKeyResource(ctx), ""),
         ("/v1/models", ModelsResource(ctx), ""),
         ("/v1/video/generations", GenerationsResource(ctx), ""),
         ("/v1/video/generations/{job_id}", GenerationResource(ctx), ""),

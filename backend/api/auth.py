@@ -6,13 +6,16 @@ from typing import Any
 
 import falcon
 
-from backend.accounts import authenticate
+from backend.api_keys import authenticate
 from backend.context import Context
 from backend.errors import Unauthorized
 
 
 class BearerAuth:
-    """Falcon middleware: sets ``req.context.account_id`` or answers 401."""
+    """Falcon middleware: sets ``req.context.account_id`` and ``api_key_id`` or answers 401.
+
+    The key is looked up in the database on every request (no cache), so a revocation
+    holds from the next request on."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -26,7 +29,8 @@ class BearerAuth:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
-        account_id = authenticate(self.ctx, key.strip())
-        if account_id is None:
+        found = authenticate(self.ctx, key.strip())
+        if found is None:
             raise Unauthorized("the API key is not valid")
-        req.context.account_id = account_id
+        req.context.account_id = found.account_id
+        req.context.api_key_id = found.id

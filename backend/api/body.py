@@ -67,6 +67,15 @@ def require_json(req: falcon.Request) -> None:
     )
 
 
+def parse_optional_body(
+    req: falcon.Request, model: type[Model], *, max_bytes: int = MAX_BODY_BYTES
+) -> Model:
+    """:func:`parse_body` where no body at all means every field's default."""
+    if not read_raw_body(req, max_bytes).strip():
+        return validate(model, {})
+    return parse_body(req, model, max_bytes=max_bytes)
+
+
 def read_raw_body(req: falcon.Request, max_bytes: int) -> bytes:
     """The body, read once: a request run again after a lost database connection
     (``backend/api/retry.py``) parses the same bytes."""

@@ -80,6 +80,7 @@ _PATH_PARAMS = {
     "endpoint_id": ("The webhook endpoint's id.", examples.ENDPOINT_ID),
     "delivery_id": ("The webhook delivery's id.", examples.DELIVERY_ID),
     "image_id": ("The stored input image's id.", examples.IMAGE_ID),
+    "key_id": ("The API key's id (`key_…`), as listed.", examples.API_KEY_ID),
     "provider": ("The provider that calls back, e.g. `kling`.", "kling"),
     "token": ("The task's unguessable callback token, from its callback URL.", "3q2-7wEe…"),
 }
@@ -100,6 +101,8 @@ class Operation:
     idempotent: bool = False
     #: Statuses whose answer is an HTML page for people, not JSON.
     html: tuple[int, ...] = ()
+    #: ``False`` where an empty body means every field's default.
+    request_required: bool = True
 
 
 def operation(**kwargs: Any) -> Callable[[F], F]:
@@ -239,7 +242,7 @@ def _operation_object(
         result["parameters"].append(_IDEMPOTENCY_KEY_PARAMETER)
     if op.request is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": op.request_required,
             "content": {"application/json": _media(op.request)},
         }
     for status, model in op.responses.items():

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from backend.settings import Settings
 from backend.webhooks import url_guard
 from backend.webhooks.guarded_transport import total_time_limit
 from backend.webhooks.name_lookup import Lookup
+from backend.webhooks.url_guard import IPNetwork
 
 #: Formats every provider takes (Kling: jpg/png; Runway, Luma, fal, Veo: also webp).
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -52,15 +54,19 @@ def check_image_source(
     *,
     field: str,
     settings: Settings,
+    allowed: Sequence[IPNetwork],
     client: httpx.Client,
     lookup: Lookup | None = None,
 ) -> CheckedImage:
-    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``
-    (``Unavailable`` naming it when its host name does not resolve in time)."""
+    """Fetch or decode ``source`` and check it; raises ``ValidationFailed`` naming ``field``.
+
+    ``allowed`` are the non-public networks the account may reach, and ``client`` the
+    guarded client that connects only there (``backend/webhooks/targets.py``); ``Unavailable``
+    naming ``field`` when its host name does not resolve in time."""
     if source.startswith("data:"):
         data = _decode_data_url(source, field, settings.image_max_bytes)
     else:
-        data = _fetch(source, field, settings, client, lookup)
+        data = _fetch(source, field, settings, allowed, client, lookup)
     return _inspect(data, field)
 
 
@@ -79,18 +85,27 @@ def _decode_data_url(source: str, field: str, max_bytes: int) -> bytes:
 
 
 def _fetch(
-    url: str, field: str, settings: Settings, client: httpx.Client, lookup: Lookup | None
+    url: str,
+    field: str,
+    settings: Settings,
+    allowed: Sequence[IPNetwork],
+    client: httpx.Client,
+    lookup: Lookup | None,
 ) -> bytes:
     """GET the image over the guarded client, following a few redirects, each one vetted,
     all within one overall time limit (a server trickling bytes cannot hold the API)."""
     with total_time_limit(FETCH_TIMEOUT_SECONDS):
-        return _fetch_within_limit(url, field, settings, client, lookup)
+        return _fetch_within_limit(url, field, settings, allowed, client, lookup)
 
 
 def _fetch_within_limit(
-    url: str, field: str, settings: Settings, client: httpx.Client, lookup: Lookup | None
+    url: str,
+    field: str,
+    settings: Settings,
+    allowed: Sequence[IPNetwork],
+    client: httpx.Client,
+    lookup: Lookup | None,
 ) -> bytes:
-    allowed = settings.webhook_allowed_networks
     for _ in range(MAX_REDIRECTS + 1):
         url_guard.require_public(
             url, allowed, field, timeout=settings.dns_timeout_seconds, lookup=lookup

@@ -21,7 +21,7 @@ from backend.schemas.generations import GenerationCreate
 from backend.store import images as images_store
 from backend.store import jobs as jobs_store
 from backend.store.jobs import JobRecord
-from backend.webhooks import url_guard
+from backend.webhooks import targets, url_guard
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,12 @@ def create_generation(
     model = _model(ctx, request.model)
     price = _check_model_inputs(model, request)
     plan = _plan(ctx, model, request)
+    # Private targets only for accounts an operator allowed them (``targets.py``).
+    reach = targets.reach_of_account(ctx, account_id)
     if request.webhook_url is not None:
         url_guard.require_public(
             request.webhook_url,
-            ctx.settings.webhook_allowed_networks,
+            reach.networks,
             "webhook_url",
             timeout=ctx.settings.dns_timeout_seconds,
             lookup=ctx.name_lookup,
@@ -69,8 +71,8 @@ def create_generation(
     with ctx.store.begin() as conn:
         require_room_in_flight(conn, ctx.settings, account_id)
         require_balance(conn, account_id, charged)
-    image = _checked_image(ctx, request.image_url, "image_url")
-    end_image = _checked_image(ctx, request.end_image_url, "end_image_url")
+    image = _checked_image(ctx, reach, request.image_url, "image_url")
+    end_image = _checked_image(ctx, reach, request.end_image_url, "end_image_url")
 
     max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()
@@ -154,14 +156,17 @@ def _check_model_inputs(model: CatalogModel, request: GenerationCreate) -> int:
     return price
 
 
-def _checked_image(ctx: Context, source: str | None, field: str) -> CheckedImage | None:
+def _checked_image(
+    ctx: Context, reach: targets.Reach, source: str | None, field: str
+) -> CheckedImage | None:
     if source is None:
         return None
     return check_image_source(
         source,
         field=field,
         settings=ctx.settings,
-        client=ctx.webhook_client,
+        allowed=reach.networks,
+        client=reach.client,
         lookup=ctx.name_lookup,
     )
 

@@ -5,7 +5,8 @@ sleeps waiting for a receiver to come back. The rules, in order:
 
 * 2xx is success. Redirects are not followed and count as failures.
 * 410 Gone stops the delivery at once and disables the endpoint it came from.
-* A refused destination (its address is private and not allowed) fails at once.
+* A refused destination (its address is private and not allowed to the account, as it is
+  now: an operator may have taken the allowance away since submission) fails at once.
 * Any other failure waits for the next delay in the retry schedule (lengthened, within the
   schedule's bounds, by a ``Retry-After`` on 429/503); when the round's attempts are used
   up, the delivery is failed. The result can still be read by polling, and the delivery
@@ -47,7 +48,7 @@ from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
 from backend.store.deliveries import DELIVERED, FAILED, PENDING, DeliveryRecord
 from backend.store.endpoints import EndpointRecord
-from backend.webhooks import dedup
+from backend.webhooks import dedup, targets
 from backend.webhooks.fairness import sending_slots
 from backend.webhooks.retry import (
     RETRY_AFTER_STATUSES,
@@ -74,6 +75,8 @@ class Target:
     url: str
     secrets: list[str]
     body: bytes
+    #: The account may reach private networks (read afresh for every attempt).
+    private: bool
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,14 @@ def _attempt_if_due(
             # Counted only when it would really be sent: a put-off attempt costs no quota.
             quota = ctx.rate_limits.take_delivery_attempt(delivery.account_id)
             if quota.allowed:
+                reach = targets.reach(ctx, private=target.private)
                 result = post_webhook(
-                    ctx.webhook_client, target.url, target.body, headers, policy.timeout_seconds
+                    reach.client,
+                    target.url,
+                    target.body,
+                    headers,
+                    policy.timeout_seconds,
+                    private_reply_shown=reach.private,
                 )
     if full is not None:  # a probe is dropped: the next one comes soon enough
         return None if probe else _defer(ctx, target, now, full, busy)
@@ -284,6 +293,8 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
         ):
             return None  # an early duplicate; the scheduled message (or the sweep) will come
         endpoint = None
+        account = accounts_store.get_account(conn, delivery.account_id)
+        assert account is not None
         if delivery.endpoint_id is not None:
             endpoint = endpoints_store.get_endpoint(
                 conn, delivery.endpoint_id, include_deleted=True
@@ -293,8 +304,6 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
                 endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
             )
         else:
-            account = accounts_store.get_account(conn, delivery.account_id)
-            assert account is not None
             secrets = active_secrets(
                 account.signing_secret,
                 account.previous_signing_secret,
@@ -307,7 +316,7 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
             assert job is not None
             body = to_webhook_payload(job, delivery.event).model_dump_json()
     url = endpoint.url if endpoint is not None else delivery.url
-    return Target(delivery, endpoint, url, secrets, body.encode())
+    return Target(delivery, endpoint, url, secrets, body.encode(), account.allow_private_webhooks)
 
     if endpoint.deleted_at is not None:
         return "the endpoint was deleted"

@@ -80,7 +80,7 @@ def keep(ctx: Context, job: JobRecord) -> None:
     try:
         with total_time_limit(COPY_TIME_LIMIT_SECONDS):
             stored = copy_output(
-                ctx.webhook_client,
+                ctx.output_client,
                 source,
                 store_for(ctx.settings),
                 _key(job),

@@ -193,6 +193,29 @@ SIGNUP_ACCEPTED: JsonDict = {
     "free credits.",
 }
 
+API_KEY_ID = "key_2"
+
+API_KEY_OBJECT: JsonDict = {
+    "object": "api_key",
+    "id": API_KEY_ID,
+    "prefix": API_KEY[:10],
+    "created_at": "2025-05-02T08:00:00Z",
+    "last_used_at": "2025-05-14T09:31:00Z",
+    "revoked_at": None,
+    "current": True,
+}
+
+API_KEY_CREATED: JsonDict = {
+    **API_KEY_OBJECT,
+    "last_used_at": None,
+    "current": False,
+    "api_key": API_KEY,
+}
+
+API_KEY_LIST: JsonDict = {"object": "list", "data": [API_KEY_OBJECT]}
+
+ROTATE_SECRET_REQUEST: JsonDict = {"overlap_seconds": 0}
+
 ACCOUNT: JsonDict = {
     "object": "account",
     "id": ACCOUNT_ID,

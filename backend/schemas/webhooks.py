@@ -220,6 +220,25 @@ class WebhookEndpointList(BaseModel):
     data: list[WebhookEndpoint] = Field(description="The account's endpoints, oldest first.")
 
 
+#: Longest overlap a rotation may ask for: a week.
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
+
+
+class RotateSecretRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.ROTATE_SECRET_REQUEST]}
+    )
+
+    overlap_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_OVERLAP_SECONDS,
+        description="How long the old secret keeps signing too. `0` retires it at once "
+        "(a leaked secret): every webhook sent after this answer carries only the new "
+        "signature. Omitted: the server's default (24 h unless its operator changed it).",
+    )
+
+
 class SigningSecret(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [examples.SIGNING_SECRET_ANSWER]})
 

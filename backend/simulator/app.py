@@ -3,7 +3,10 @@
 genhook's workers talk to this exactly as they would to a real video provider, so the whole
 pipeline (submit, poll, download, retries on throttling and outages) runs against real sockets in
 tests and demos. The `/_sim/*` routes are the back door tests use to inject faults and inspect
-what the farm saw; a real provider has nothing like them.
+what the farm saw; a real provider has nothing like them. They answer only requests bearing
+the operator's control token (`Authorization: Bearer <token>`, compared in constant time):
+under `genhook up` the simulator listens on loopback, where a tenant's webhook could
+otherwise reset the farm or fail another tenant's render.
 
 Run it with gunicorn, as ONE process (threads are fine): the farm lives in memory, so several
 worker processes would each invent their own renders and answer 404 for each other's::
@@ -13,6 +16,7 @@ worker processes would each invent their own renders and answer 404 for each oth
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Callable
@@ -36,6 +40,9 @@ from backend.simulator.farm import (
 )
 
 RENDER_SECONDS_ENV = "GENHOOK_SIMULATOR_RENDER_SECONDS"
+CONTROL_TOKEN_ENV = "GENHOOK_SIMULATOR_CONTROL_TOKEN"
+#: The path prefix of the control routes.
+CONTROL_PREFIX = "/_sim/"
 DEFAULT_RENDER_SECONDS = 20.0
 
 _Body = TypeVar("_Body", bound=BaseModel)
@@ -311,6 +318,38 @@ class _Health:
         resp.media = {"status": "ok"}
 
 
+class _ControlToken:
+    """Falcon middleware: the control routes need the operator's token; without a
+    configured token they are off (403)."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = (token or "").encode()
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not req.path.startswith(CONTROL_PREFIX):
+            return
+        if not self._token:
+            raise _Refused(403, f"the control routes are off: set {CONTROL_TOKEN_ENV}")
+        scheme, _, presented = (req.get_header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), self._token
+        ):
+            raise _Refused(401, "the control routes need 'Authorization: Bearer <token>'")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _refused(
+    req: falcon.Request, resp: falcon.Response, ex: BaseException, params: dict[str, Any]
+) -> None:
+    assert isinstance(ex, _Refused)
+    _error(resp, ex.status, "unauthorized" if ex.status == 401 else "forbidden", str(ex))
+
+
 def _invalid_request(
     req: falcon.Request, resp: falcon.Response, ex: BaseException, params: dict[str, Any]
 ) -> None:
@@ -321,16 +360,21 @@ def _invalid_request(
 
 
 def create_app(
-    *, render_seconds: float = DEFAULT_RENDER_SECONDS, clock: Callable[[], float] = time.monotonic
+    *,
+    render_seconds: float = DEFAULT_RENDER_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    control_token: str | None = None,
 ) -> falcon.App:
     """Build a fresh simulator with its own, empty farm.
 
     `render_seconds` is how long a render takes from submit to success; `clock` is where
-    elapsed time comes from (inject a fake one to step through the phases deterministically).
+    elapsed time comes from (inject a fake one to step through the phases deterministically);
+    `control_token` opens the `/_sim/*` routes to requests bearing it (none: they are off).
     """
     farm = RenderFarm(render_seconds=render_seconds, clock=clock)
-    app = falcon.App()
+    app = falcon.App(middleware=[_ControlToken(control_token)])
     app.add_error_handler(_InvalidRequest, _invalid_request)
+    app.add_error_handler(_Refused, _refused)
 
     renders = _Renders(farm)
     app.add_route("/v1/renders", renders)
@@ -355,11 +399,13 @@ def create_app(
 def gunicorn_app() -> falcon.App:
     """Factory for gunicorn: ``gunicorn 'backend.simulator.app:gunicorn_app()'``."""
     # The simulator is a stand-in for a third-party provider, not part of genhook itself, so
-    # it deliberately does not load genhook's settings; this one environment variable is its
-    # only knob, read here at the process edge.
+    # it deliberately does not load genhook's settings; these two environment variables are
+    # its knobs, read here at the process edge.
     raw = os.environ.get(RENDER_SECONDS_ENV, str(DEFAULT_RENDER_SECONDS))
     try:
         render_seconds = float(raw)
     except ValueError as exc:
         raise ValueError(f"{RENDER_SECONDS_ENV} must be a number of seconds, got {raw!r}") from exc
-    return create_app(render_seconds=render_seconds)
+    return create_app(
+        render_seconds=render_seconds, control_token=os.environ.get(CONTROL_TOKEN_ENV) or None
+    )

@@ -1,4 +1,4 @@
-"""Accounts, their API keys and the credit ledger."""
+"""Accounts and the credit ledger (their API keys: ``api_keys.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from backend.errors import Conflict
+from backend.store.api_keys import add_key
 from backend.store.ledger import LedgerReason
-from backend.store.tables import accounts, api_keys, credit_ledger
+from backend.store.tables import accounts, credit_ledger
 from backend.store.types import record_from_row, utcnow
 
 #: Largest balance an account can hold: the range of the ``credits`` column (a PostgreSQL
@@ -30,6 +31,8 @@ class AccountRecord:
     verified_at: datetime | None
     #: The operator's cap on unfinished jobs; ``None``: the server's default.
     max_jobs_in_flight: int | None = None
+    #: Webhooks and image fetches may reach ``private_webhook_networks`` (operators only).
+    allow_private_webhooks: bool = False
 
 
 def _record(row: sa.Row) -> AccountRecord:
@@ -45,11 +48,26 @@ def create_account(
     signing_secret: str,
     api_key_hash: str,
     api_key_prefix: str,
+    allow_private_webhooks: bool = False,
 ) -> AccountRecord:
     """Insert a verified account, its first API key and the signup grant in the caller's
     transaction."""
-    account = _insert_account(conn, account_id, email, signing_secret, credits, verified=True)
-    add_api_key(conn, account_id=account_id, key_hash=api_key_hash, key_prefix=api_key_prefix)
+    account = _insert_account(
+        conn,
+        account_id,
+        email,
+        signing_secret,
+        credits,
+        verified=True,
+        allow_private_webhooks=allow_private_webhooks,
+    )
+    add_key(
+        conn,
+        account_id=account_id,
+        key_hash=api_key_hash,
+        key_prefix=api_key_prefix,
+        now=account.created_at,
+    )
     add_ledger_entry(
         conn, account_id=account_id, job_id=None, delta=credits, reason=LedgerReason.SIGNUP.value
     )
@@ -73,6 +91,7 @@ def _insert_account(
     credits: int,
     *,
     verified: bool,
+    allow_private_webhooks: bool = False,
 ) -> AccountRecord:
     now = utcnow()
     try:
@@ -85,12 +104,21 @@ def _insert_account(
                     signing_secret=signing_secret,
                     created_at=now,
                     verified_at=now if verified else None,
+                    allow_private_webhooks=allow_private_webhooks,
                 )
             )
     except sa.exc.IntegrityError:
         raise Conflict(f"an account with email {email!r} already exists") from None
     return AccountRecord(
-        account_id, email, credits, signing_secret, None, None, now, now if verified else None
+        account_id,
+        email,
+        credits,
+        signing_secret,
+        None,
+        None,
+        now,
+        verified_at=now if verified else None,
+        allow_private_webhooks=allow_private_webhooks,
     )
 
 
@@ -115,16 +143,6 @@ def set_max_jobs_in_flight(conn: sa.Connection, account_id: str, cap: int | None
 def get_account_by_email(conn: sa.Connection, email: str) -> AccountRecord | None:
     row = conn.execute(sa.select(accounts).where(accounts.c.email == email)).first()
     return _record(row) if row else None
-
-
-def find_key(conn: sa.Connection, key_hash: str) -> tuple[str, str] | None:
-    """``(account_id, key_hash)`` of a live key with this hash, if any."""
-    row = conn.execute(
-        sa.select(api_keys.c.account_id, api_keys.c.key_hash).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-        )
-    ).first()
-    return (row.account_id, row.key_hash) if row else None
 
 
 def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
@@ -192,14 +210,6 @@ def ledger_balance(conn: sa.Connection, account_id: str) -> int:
     return int(total)
 
 
-def add_api_key(conn: sa.Connection, *, account_id: str, key_hash: str, key_prefix: str) -> None:
-    conn.execute(
-        api_keys.insert().values(
-            account_id=account_id, key_hash=key_hash, key_prefix=key_prefix, created_at=utcnow()
-        )
-    )
-
-
 def rotate_signing_secret(
     conn: sa.Connection, account_id: str, *, new_secret: str, previous_expires_at: datetime
 ) -> AccountRecord | None:
@@ -214,3 +224,9 @@ def rotate_signing_secret(
         )
     )
     return get_account(conn, account_id)
+
+
+def set_allow_private_webhooks(conn: sa.Connection, account_id: str, allowed: bool) -> None:
+    conn.execute(
+        accounts.update().where(accounts.c.id == account_id).values(allow_private_webhooks=allowed)
+    )

@@ -20,8 +20,11 @@ from backend.store.types import record_from_row, utcnow
 #: Delivery states.
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
-#: How much of a receiver's answer the log keeps (and the sender reads).
-MAX_LOGGED_BODY_CHARS = 2048
+#: How much of a receiver's answer the log keeps (and the sender reads), in bytes: enough
+#: for an error message, too little to make the delivery log a way to read a service
+#: (``backend/webhooks/sender.py`` keeps nothing at all of a private address's answer to
+#: an account not allowed private targets).
+MAX_LOGGED_BODY_CHARS = 256
 
 
 @dataclass(frozen=True)

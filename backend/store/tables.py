@@ -33,6 +33,9 @@ accounts = sa.Table(
     # When its email was verified (or the account was made by an operator or open signup);
     # NULL: signed up under ``verify_email`` and not verified yet (no key, no credits).
     sa.Column("verified_at", UTCDateTime, nullable=True),
+    # May webhooks (and image fetches) reach private networks (settings'
+    # private_webhook_networks)? Set by operators only, never through the API.
+    sa.Column("allow_private_webhooks", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
 
@@ -45,6 +48,8 @@ api_keys = sa.Table(
     sa.Column("key_prefix", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
+    # Refreshed at most every LAST_USED_RESOLUTION_SECONDS, so authentication stays a read.
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
 )
 
 jobs = sa.Table(

@@ -21,7 +21,7 @@ from backend.schemas.webhooks import (
 from backend.store import accounts as accounts_store
 from backend.store import endpoints as endpoints_store
 from backend.store.endpoints import EndpointRecord
-from backend.webhooks import url_guard
+from backend.webhooks import targets, url_guard
 
 #: Live (not deleted) webhook endpoints one account may have.
 MAX_ENDPOINTS_PER_ACCOUNT = 20
@@ -32,7 +32,7 @@ def create_endpoint(
 ) -> EndpointRecord:
     """Raises ``Conflict`` past :data:`MAX_ENDPOINTS_PER_ACCOUNT` (every event is sent to
     every subscribed endpoint, so their number bounds the work one job can cause)."""
-    _require_public(ctx, request.url)
+    _require_public(ctx, account_id, request.url)
     with ctx.store.begin() as conn:
         if (
             endpoints_store.count_live_endpoints_locked(conn, account_id)
@@ -71,7 +71,7 @@ def update_endpoint(
 ) -> EndpointRecord:
     changes = {name: getattr(request, name) for name in request.model_fields_set}
     if "url" in changes:
-        _require_public(ctx, changes["url"])
+        _require_public(ctx, account_id, changes["url"])
     if changes.get("enabled") is True:
         # Turning an endpoint back on forgives its history.
         changes.update(disabled_reason=None, disabled_at=None, failing_since=None)
@@ -91,9 +91,11 @@ def delete_endpoint(ctx: Context, account_id: str, endpoint_id: str) -> None:
         endpoints_store.update_endpoint(conn, endpoint_id, enabled=False, deleted_at=ctx.now())
 
 
-def rotate_endpoint_secret(ctx: Context, account_id: str, endpoint_id: str) -> SigningSecret:
+def rotate_endpoint_secret(
+    ctx: Context, account_id: str, endpoint_id: str, overlap_seconds: float | None = None
+) -> SigningSecret:
     new_secret = security.new_signing_secret()
-    until = _overlap_end(ctx)
+    until = _overlap_end(ctx, overlap_seconds)
     with ctx.store.begin() as conn:
         _owned(conn, account_id, endpoint_id)
         endpoints_store.rotate_secret(
@@ -102,10 +104,12 @@ def rotate_endpoint_secret(ctx: Context, account_id: str, endpoint_id: str) -> S
     return SigningSecret(secret=new_secret, previous_secret_expires_at=until)
 
 
-def rotate_account_secret(ctx: Context, account_id: str) -> SigningSecret:
+def rotate_account_secret(
+    ctx: Context, account_id: str, overlap_seconds: float | None = None
+) -> SigningSecret:
     """A new secret for the account's own ``webhook_url`` deliveries."""
     new_secret = security.new_signing_secret()
-    until = _overlap_end(ctx)
+    until = _overlap_end(ctx, overlap_seconds)
     with ctx.store.begin() as conn:
         if (
             accounts_store.rotate_signing_secret(
@@ -117,8 +121,12 @@ def rotate_account_secret(ctx: Context, account_id: str) -> SigningSecret:
     return SigningSecret(secret=new_secret, previous_secret_expires_at=until)
 
 
-def _overlap_end(ctx: Context) -> datetime:
-    return ctx.now() + timedelta(seconds=ctx.settings.webhook_secret_overlap_seconds)
+def _overlap_end(ctx: Context, overlap_seconds: float | None) -> datetime:
+    """When the old secret stops signing: at once for an overlap of 0 (a delivery signs
+    with the previous secret only while ``now < previous_expires_at``)."""
+    if overlap_seconds is None:
+        overlap_seconds = ctx.settings.webhook_secret_overlap_seconds
+    return ctx.now() + timedelta(seconds=overlap_seconds)
 
 
 def _owned(conn: sa.Connection, account_id: str, endpoint_id: str) -> EndpointRecord:
@@ -128,10 +136,12 @@ def _owned(conn: sa.Connection, account_id: str, endpoint_id: str) -> EndpointRe
     return endpoint
 
 
-def _require_public(ctx: Context, url: str) -> None:
+def _require_public(ctx: Context, account_id: str, url: str) -> None:
+    """The URL must reach what this account may reach (public, or its allowed private
+    networks), its name resolving within the DNS timeout."""
     url_guard.require_public(
         url,
-        ctx.settings.webhook_allowed_networks,
+        targets.reach_of_account(ctx, account_id).networks,
         "url",
         timeout=ctx.settings.dns_timeout_seconds,
         lookup=ctx.name_lookup,

@@ -81,9 +81,16 @@ class _DeadlineStream(httpcore.NetworkStream):
 class GuardedNetworkBackend(httpcore.SyncBackend):
     """httpcore's socket backend, connecting only to vetted addresses."""
 
-    def __init__(self, allowed: Sequence[IPNetwork], resolve: Resolver = url_guard.resolve):
+    def __init__(
+        self,
+        allowed: Sequence[IPNetwork],
+        resolve: Resolver = url_guard.resolve,
+        hint: str = url_guard.ACCOUNT_HINT,
+    ):
         self.allowed = list(allowed)
         self.resolve = resolve
+        #: What a refusal says the way out is.
+        self.hint = hint
 
     def connect_tcp(
         self,
@@ -117,8 +124,8 @@ class GuardedNetworkBackend(httpcore.SyncBackend):
         if last_error is not None:
             raise last_error
         raise UnsafeWebhookTarget(
-            f"{host} resolves only to non-public addresses ({', '.join(refused)}); an operator "
-            "can allow them with GENHOOK_WEBHOOK_ALLOWED_NETWORKS"
+            f"{host} resolves only to non-public addresses not allowed here "
+            f"({', '.join(refused)}); {self.hint}"
         )
 
 
@@ -135,6 +142,7 @@ class GuardedTransport(httpx.HTTPTransport):
         *,
         resolve: Resolver = url_guard.resolve,
         max_connections: int = 100,
+        hint: str = url_guard.ACCOUNT_HINT,
     ) -> None:
         super().__init__()
         self._pool = httpcore.ConnectionPool(
@@ -142,16 +150,20 @@ class GuardedTransport(httpx.HTTPTransport):
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,
-            network_backend=GuardedNetworkBackend(allowed, resolve),
+            network_backend=GuardedNetworkBackend(allowed, resolve, hint),
         )
 
 
 def guarded_client(
-    allowed: Sequence[IPNetwork], *, resolve: Resolver = url_guard.resolve
+    allowed: Sequence[IPNetwork],
+    *,
+    resolve: Resolver = url_guard.resolve,
+    hint: str = url_guard.ACCOUNT_HINT,
 ) -> httpx.Client:
-    """The webhook client: vetted connections, no redirects, no proxies from the env."""
+    """The webhook client: vetted connections, no redirects, no proxies from the env.
+    ``hint`` ends a refusal's message: how the address could be allowed."""
     return httpx.Client(
-        transport=GuardedTransport(allowed, resolve=resolve),
+        transport=GuardedTransport(allowed, resolve=resolve, hint=hint),
         follow_redirects=False,
         trust_env=False,
     )

@@ -1,7 +1,14 @@
-"""One HTTP attempt at a webhook, reported as data rather than exceptions."""
+"""One HTTP attempt at a webhook, reported as data rather than exceptions.
+
+The delivery log shows the start of the receiver's answer (``MAX_LOGGED_BODY_CHARS``), so a
+tenant can see why its receiver refused. What a non-public address answered is shown only
+to an account an operator allowed private targets: reached through the operator's
+network-wide ``webhook_allowed_networks``, an internal service's answer is never read.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -10,6 +17,7 @@ import httpx
 from backend.errors import UnsafeWebhookTarget
 from backend.store.deliveries import MAX_LOGGED_BODY_CHARS
 from backend.webhooks.guarded_transport import total_time_limit
+from backend.webhooks.url_guard import is_public
 
 USER_AGENT = "genhook-webhooks/0.1"
 
@@ -31,10 +39,17 @@ class AttemptResult:
 
 
 def post_webhook(
-    client: httpx.Client, url: str, body: bytes, headers: dict[str, str], timeout_seconds: float
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_seconds: float,
+    *,
+    private_reply_shown: bool = False,
 ) -> AttemptResult:
     """POST once, never following redirects, reading at most what the log keeps, all within
-    ``timeout_seconds`` in total."""
+    ``timeout_seconds`` in total. ``private_reply_shown``: the account may see what a
+    non-public address answers (it is allowed private targets)."""
     started = time.perf_counter()
     try:
         with (
@@ -48,7 +63,8 @@ def post_webhook(
                 follow_redirects=False,
             ) as response,
         ):
-            excerpt = _read_excerpt(response)
+            shown = private_reply_shown or _peer_is_public(response)
+            excerpt = _read_excerpt(response) if shown else None
             status = response.status_code
             retry_after = response.headers.get("Retry-After")
     except UnsafeWebhookTarget as exc:
@@ -66,6 +82,18 @@ def post_webhook(
     else:
         error = f"receiver answered HTTP {status}"
     return AttemptResult(status, _ms_since(started), error, excerpt, retry_after)
+
+
+def _peer_is_public(response: httpx.Response) -> bool:
+    """Whether the address the answer came from is public (unknown counts as private)."""
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not isinstance(peer, tuple) or not peer:
+        return False
+    try:
+        return is_public(ipaddress.ip_address(str(peer[0]).partition("%")[0]))
+    except ValueError:
+        return False
 
 
 def _read_excerpt(response: httpx.Response) -> str:

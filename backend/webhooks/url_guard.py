@@ -2,8 +2,10 @@
 
 A URL is checked when it is submitted or registered; at delivery time
 ``guarded_transport`` checks again, against the very address it connects to, because what
-a host name resolves to can change (DNS rebinding). Operators may allow networks explicitly
-(``GENHOOK_WEBHOOK_ALLOWED_NETWORKS``), e.g. loopback for local development.
+a host name resolves to can change (DNS rebinding). Which non-public networks are allowed
+depends on the account (``targets.py``): those an operator allowed every account
+(``GENHOOK_WEBHOOK_ALLOWED_NETWORKS``), plus ``GENHOOK_PRIVATE_WEBHOOK_NETWORKS`` for
+accounts allowed private targets.
 """
 
 from __future__ import annotations
@@ -84,14 +86,22 @@ def resolve(
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
-def check_address(address: IPAddress, allowed: Sequence[IPNetwork]) -> None:
+#: What a refusal of a tenant's URL says the way out is.
+ACCOUNT_HINT = (
+    "an operator can allow private targets for the account "
+    "(genhook accounts set --allow-private-webhooks)"
+)
+
+
+def check_address(
+    address: IPAddress, allowed: Sequence[IPNetwork], hint: str = ACCOUNT_HINT
+) -> None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if is_public(address) or any(address in network for network in allowed):
         return
     raise UnsafeWebhookTarget(
-        f"resolves to {address}, a non-public address; an operator can allow it with "
-        "GENHOOK_WEBHOOK_ALLOWED_NETWORKS"
+        f"resolves to {address}, a non-public address not allowed here; {hint}"
     )
 
 

@@ -18,6 +18,7 @@ from backend.providers.registry import build_providers, provider_timeout
 from backend.settings import Settings
 from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import all_provider_settings
+from tests.support.faults import CONTROL_TOKEN
 from tests.support.wsgi_server import serve_wsgi
 
 #: How long a simulated render takes in these tests.
@@ -26,7 +27,9 @@ RENDER_SECONDS = 0.4
 
 @pytest.fixture
 def sim() -> Iterator[str]:
-    with serve_wsgi(create_simulator(render_seconds=RENDER_SECONDS)) as url:
+    with serve_wsgi(
+        create_simulator(render_seconds=RENDER_SECONDS, control_token=CONTROL_TOKEN)
+    ) as url:
         yield url
 
 

@@ -22,7 +22,7 @@ from backend.simulator import credentials
 from backend.simulator.app import create_app as create_simulator
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import CONTROL_TOKEN, inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.timeout(30)
@@ -62,7 +62,8 @@ def byteplus(sim: str, provider_client: httpx.Client):  # type: ignore[no-untype
 
 @pytest.fixture
 def slow_sim() -> Iterator[str]:
-    with serve_wsgi(create_simulator(render_seconds=SLOW_RENDER_SECONDS)) as url:
+    simulator = create_simulator(render_seconds=SLOW_RENDER_SECONDS, control_token=CONTROL_TOKEN)
+    with serve_wsgi(simulator) as url:
         yield url
 
 

@@ -29,7 +29,7 @@ from backend.simulator import credentials
 from backend.simulator.app import create_app as create_simulator
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import CONTROL_TOKEN, inject_fault, renders
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.timeout(30)
@@ -175,7 +175,7 @@ def test_a_last_frame_without_a_first_is_refused_before_anything_is_sent(fal, si
 
 
 def test_a_waiting_request_reports_its_place_in_fal_queue(provider_client) -> None:
-    with serve_wsgi(create_simulator(render_seconds=10)) as slow_sim:
+    with serve_wsgi(create_simulator(render_seconds=10, control_token=CONTROL_TOKEN)) as slow_sim:
         fal = adapter_for("fal", slow_sim, provider_client)
         handles = [fal.submit(request(f"vgen_{n}")) for n in range(3)]
 

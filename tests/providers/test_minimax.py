@@ -32,7 +32,7 @@ from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import MINIMAX_API_KEY
 from tests.conftest import wait_until
 from tests.providers.conftest import adapter_for, image_input, sim_settings
-from tests.support.faults import inject_fault
+from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN, inject_fault
 from tests.support.receiver import WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
 
@@ -72,7 +72,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def clocked_sim(clock: FakeClock) -> Iterator[str]:
     """A simulator whose renders take 10 s of a clock the test moves by hand."""
-    with serve_wsgi(create_simulator(render_seconds=10.0, clock=clock)) as url:
+    simulator = create_simulator(render_seconds=10.0, clock=clock, control_token=CONTROL_TOKEN)
+    with serve_wsgi(simulator) as url:
         yield url
 
 
@@ -97,7 +98,7 @@ def render_request(
 
 def received(sim: str) -> list[dict[str, Any]]:
     """What the farm was asked to render through the MiniMax dialect."""
-    renders = _http.get(f"{sim}/_sim/renders").json()
+    renders = _http.get(f"{sim}/_sim/renders", headers=CONTROL_HEADERS).json()
     return [r for r in renders if r["dialect"] == NAME]
 
 

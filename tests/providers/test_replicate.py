@@ -23,7 +23,7 @@ from backend.providers.base import CallbackRejected, RenderRequest, RenderState,
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import CONTROL_HEADERS, inject_fault, renders
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -284,7 +284,9 @@ def test_webhooks_come_for_start_and_completed_and_verify(replicate, sim, receiv
     try:
         wait_until(lambda: len(app.requests) >= 2, timeout=5 + RENDER_SECONDS)
     except TimeoutError:
-        raise AssertionError(httpx.get(f"{sim}/_sim/callbacks").json()) from None
+        raise AssertionError(
+            httpx.get(f"{sim}/_sim/callbacks", headers=CONTROL_HEADERS).json()
+        ) from None
     wait_until(lambda: prediction(sim, handle)["status"] == "succeeded")
     assert [json.loads(r.body)["status"] for r in app.requests] == ["processing", "succeeded"]
     for received in app.requests:

@@ -35,7 +35,7 @@ from backend.providers.runway import RUNWAY_VERSION
 from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import RUNWAY_API_KEY
 from tests.providers.conftest import adapter_for, image_input
-from tests.support.faults import inject_fault
+from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN, inject_fault
 from tests.support.wsgi_server import serve_wsgi
 
 NAME = "runway"
@@ -60,7 +60,8 @@ def runway(sim: str, provider_client: httpx.Client) -> Provider:
 @pytest.fixture
 def stepped() -> Iterator[tuple[str, SteppedClock]]:
     clock = SteppedClock()
-    with serve_wsgi(create_simulator(render_seconds=10.0, clock=clock)) as url:
+    simulator = create_simulator(render_seconds=10.0, clock=clock, control_token=CONTROL_TOKEN)
+    with serve_wsgi(simulator) as url:
         yield url, clock
 
 
@@ -88,7 +89,11 @@ def poll_until(
 
 def received(sim: str) -> dict[str, Any]:
     """What the farm last received through the Runway dialect."""
-    renders = [r for r in httpx.get(f"{sim}/_sim/renders").json() if r["dialect"] == NAME]
+    renders = [
+        r
+        for r in httpx.get(f"{sim}/_sim/renders", headers=CONTROL_HEADERS).json()
+        if r["dialect"] == NAME
+    ]
     return renders[-1]
 
 
@@ -176,7 +181,7 @@ def test_image_too_big_to_inline_needs_a_public_url(sim: str, runway: Provider) 
         runway.submit(request(image=huge))
 
     assert refused.value.code == "image_needs_public_url"
-    assert httpx.get(f"{sim}/_sim/stats").json()["submits"] == 0
+    assert httpx.get(f"{sim}/_sim/stats", headers=CONTROL_HEADERS).json()["submits"] == 0
 
 
 # -- poll: statuses -----------------------------------------------------------------------------

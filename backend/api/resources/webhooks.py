@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from backend.api.body import parse_body
+from backend.api.body import parse_body, parse_optional_body
 from backend.api.openapi import operation
 from backend.context import Context
 from backend.schemas.webhooks import (
@@ -14,6 +14,7 @@ from backend.schemas.webhooks import (
     DeliveryList,
     RecoverRequest,
     RecoverResult,
+    RotateSecretRequest,
     SigningSecret,
     WebhookEndpoint,
     WebhookEndpointCreate,
@@ -145,13 +146,19 @@ class RotateWebhookEndpointSecretResource:
         operation_id="rotateWebhookEndpointSecret",
         summary="Replace the endpoint's signing secret",
         description="The old secret keeps signing, as a second `v1,` signature in "
-        "`webhook-signature`, until `previous_secret_expires_at` (24 h by default).",
+        "`webhook-signature`, until `previous_secret_expires_at` (24 h by default; "
+        "`overlap_seconds: 0` retires it at once).",
         tags=TAGS,
+        request=RotateSecretRequest,
+        request_required=False,
         responses={200: SigningSecret},
-        errors=(404,),
+        errors=(400, 404, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
-        secret = endpoints.rotate_endpoint_secret(self.ctx, req.context.account_id, endpoint_id)
+        body = parse_optional_body(req, RotateSecretRequest)
+        secret = endpoints.rotate_endpoint_secret(
+            self.ctx, req.context.account_id, endpoint_id, body.overlap_seconds
+        )
         resp.text = secret.model_dump_json()
 
 
@@ -221,12 +228,18 @@ class RotateAccountSecretResource:
         description="This secret signs deliveries to generations' own `webhook_url` "
         "(endpoints have their own). The old secret keeps signing, as a second `v1,` "
         "signature in `webhook-signature`, until `previous_secret_expires_at` (24 h by "
-        "default).",
+        "default; `overlap_seconds: 0` retires it at once).",
         tags=("accounts", *TAGS),
+        request=RotateSecretRequest,
+        request_required=False,
         responses={200: SigningSecret},
+        errors=(400, 422),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        secret = endpoints.rotate_account_secret(self.ctx, req.context.account_id)
+        body = parse_optional_body(req, RotateSecretRequest)
+        secret = endpoints.rotate_account_secret(
+            self.ctx, req.context.account_id, body.overlap_seconds
+        )
         resp.text = secret.model_dump_json()
 
 

@@ -18,6 +18,7 @@ from tests.support.chaos.plan import Fault, Window, play
 from tests.support.chaos.receiver import ChaosReceiver
 from tests.support.chaos.report import Report
 from tests.support.chaos.stack import ChaosStack
+from tests.support.faults import CONTROL_HEADERS
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _spoil_renders(simulator_url: str, count: int, span: float) -> threading.Thr
 
     def run() -> None:
         started = time.monotonic()
-        with httpx.Client(timeout=5, trust_env=False) as client:
+        with httpx.Client(timeout=5, trust_env=False, headers=CONTROL_HEADERS) as client:
             for n in range(count):
                 time.sleep(max(0.0, started + span * (n + 0.5) / count - time.monotonic()))
                 client.post(

@@ -40,6 +40,7 @@ from backend import bundled_redis
 from backend.commands import SIMULATOR_APP, gunicorn_command
 from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.store.engine import create_engine, normalize_url
+from tests.support.faults import CONTROL_TOKEN
 
 GENHOOK = str(Path(sys.executable).parent / "genhook")
 #: How long a process may take to answer after it is started.
@@ -188,6 +189,7 @@ class ChaosStack:
             "GENHOOK_RATE_LIMIT_WRITES": "1000000/second",
             "GENHOOK_MAX_JOBS_IN_FLIGHT": "10000000",
             "GENHOOK_QUOTA_DELIVERIES": "100000000/hour",
+            "GENHOOK_SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN,
             **self.extra_env,
         }
 
