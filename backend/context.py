@@ -23,6 +23,7 @@ from backend.providers.registry import PROVIDER_NAMES, build_providers, provider
 from backend.queue import Queue
 from backend.redis_client import connect as redis_client_for
 from backend.render_history import RenderHistory
+from backend.secret_box import SecretBox
 from backend.settings import Settings, get_settings
 from backend.status_cache import StatusCache
 from backend.storage.links import signed_output_url
@@ -48,6 +49,8 @@ class Context:
     health: RouteHealth
     #: Outbound webhook client: vetted addresses only, no redirects, no environment proxies.
     webhook_client: httpx.Client
+    #: Seals signing secrets before they are stored, opens them where one must sign.
+    secret_box: SecretBox
 
     def now(self) -> datetime:
         return utcnow()
@@ -87,6 +90,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
         history=RenderHistory(redis_client),
         health=RouteHealth(redis_client, settings),
         webhook_client=guarded_client(settings.webhook_allowed_networks),
+        secret_box=SecretBox.from_setting(settings.secret_key.get_secret_value()),
     )
 
 

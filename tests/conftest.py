@@ -60,6 +60,8 @@ from tests.support.wsgi_server import serve_wsgi  # noqa: E402
 pytest_plugins = ["tests.support.s3_server"]
 
 PG_URL = os.environ.get("GENHOOK_TEST_DATABASE_URL", "")
+#: The operator key that seals signing secrets in every test (``GENHOOK_SECRET_KEY``).
+TEST_SECRET_KEY = "3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q0="
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
@@ -135,6 +137,7 @@ def make_settings(
         "webhook_retry_schedule": "0s,0.1s,0.2s",
         # Tests that lose messages on purpose recover them themselves (test_recovery.py).
         "recovery_on_worker_start": False,
+        "secret_key": TEST_SECRET_KEY,
         **extra,
     }
     return Settings.model_validate(values)

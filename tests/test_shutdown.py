@@ -61,6 +61,7 @@ def process_env(ctx: Context, **settings: object) -> dict[str, str]:
     values: dict[str, object] = {
         "database_url": ctx.settings.effective_database_url,
         "redis_url": ctx.settings.redis_url,
+        "secret_key": ctx.settings.secret_key.get_secret_value(),
         "webhook_allowed_networks": "127.0.0.0/8",
         "worker_threads": 2,
         # No sweep runs in these stories, and none would find anything overdue.

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from backend.errors import Conflict
 from backend.store.ledger import LedgerReason
 from backend.store.tables import accounts, api_keys, credit_ledger
-from backend.store.types import record_from_row, utcnow
+from backend.store.types import SealedSecret, record_from_row, sealed_or_none, utcnow
 
 #: Largest balance an account can hold: the range of the ``credits`` column (a PostgreSQL
 #: ``integer``).
@@ -22,14 +22,19 @@ class AccountRecord:
     id: str
     email: str
     credits: int
-    signing_secret: str
-    previous_signing_secret: str | None
+    signing_secret: SealedSecret
+    previous_signing_secret: SealedSecret | None
     previous_signing_secret_expires_at: datetime | None
     created_at: datetime
 
 
 def _record(row: sa.Row) -> AccountRecord:
-    return record_from_row(AccountRecord, row)
+    return record_from_row(
+        AccountRecord,
+        row,
+        signing_secret=SealedSecret(row.signing_secret),
+        previous_signing_secret=sealed_or_none(row.previous_signing_secret),
+    )
 
 
 def create_account(
@@ -38,7 +43,7 @@ def create_account(
     account_id: str,
     email: str,
     credits: int,
-    signing_secret: str,
+    signing_secret: SealedSecret,
     api_key_hash: str,
     api_key_prefix: str,
 ) -> AccountRecord:
@@ -51,7 +56,7 @@ def create_account(
                     id=account_id,
                     email=email,
                     credits=credits,
-                    signing_secret=signing_secret,
+                    signing_secret=signing_secret.token,
                     created_at=now,
                 )
             )
@@ -162,7 +167,11 @@ def add_api_key(conn: sa.Connection, *, account_id: str, key_hash: str, key_pref
 
 
 def rotate_signing_secret(
-    conn: sa.Connection, account_id: str, *, new_secret: str, previous_expires_at: datetime
+    conn: sa.Connection,
+    account_id: str,
+    *,
+    new_secret: SealedSecret,
+    previous_expires_at: datetime,
 ) -> AccountRecord | None:
     """Make ``new_secret`` current; the old one keeps signing until ``previous_expires_at``."""
     conn.execute(
@@ -171,7 +180,7 @@ def rotate_signing_secret(
         .values(
             previous_signing_secret=accounts.c.signing_secret,
             previous_signing_secret_expires_at=previous_expires_at,
-            signing_secret=new_secret,
+            signing_secret=new_secret.token,
         )
     )
     return get_account(conn, account_id)
