@@ -34,6 +34,7 @@ from backend.secret_box import SecretBox
 from backend.secrets_at_rest import census
 from backend.store import accounts as accounts_store
 from backend.store import endpoints as endpoints_store
+from backend.store.secrets import flush_sqlite_log
 from backend.store.tables import accounts, metadata, webhook_endpoints
 from backend.store.types import utcnow
 from backend.up import prepare_var_dir
@@ -287,6 +288,7 @@ def test_secrets_an_older_genhook_stored_in_plain_text_are_sealed_by_migrate(
                 updated_at=now,
             )
         )
+    flush_sqlite_log(ctx.store)  # long written: in the database file itself, not its log
 
     # When the operator upgrades with genhook migrate and a key
     code, out, err = genhook("migrate", database_url=database_url, secret_key=KEY_A)
