@@ -34,7 +34,7 @@ from backend.stack import APPS, STAGE_DEADLINES_SECONDS, STOP_BUDGET_SECONDS
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
 from backend.up import WORKER_STOP_OVERHEAD_SECONDS, capped_for_up
-from tests.conftest import PG_URL, wait_until
+from tests.conftest import PG_URL, TEST_SECRET_KEY, wait_until
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.stack import (
     EXTERNAL,
@@ -260,7 +260,12 @@ def test_genhook_up_stops_its_whole_tree_within_20_s_with_work_in_flight(
     # request body that never comes
     extra = {"GENHOOK_WEBHOOK_TIMEOUT_SECONDS": "60"}
     if variant == "postgres+redis":
-        extra |= {"GENHOOK_DATABASE_URL": PG_URL, "GENHOOK_REDIS_URL": EXTERNAL}
+        # The shared test database holds secrets sealed with the tests' key.
+        extra |= {
+            "GENHOOK_DATABASE_URL": PG_URL,
+            "GENHOOK_REDIS_URL": EXTERNAL,
+            "GENHOOK_SECRET_KEY": TEST_SECRET_KEY,
+        }
     receiver = WebhookReceiver()
     receiver.reply(*[Reply(delay=60.0)] * 5)
     with serve_wsgi(receiver) as url:
