@@ -25,6 +25,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from falcon import testing
+from pydantic import ValidationError
 from standardwebhooks import Webhook
 
 from backend import security
@@ -32,6 +33,7 @@ from backend.accounts import NewAccount
 from backend.context import Context
 from backend.secret_box import SecretBox
 from backend.secrets_at_rest import census
+from backend.settings import Settings
 from backend.store import accounts as accounts_store
 from backend.store import endpoints as endpoints_store
 from backend.store.secrets import flush_sqlite_log
@@ -386,3 +388,16 @@ def test_a_process_without_a_key_refuses_to_start(
     # Then it refuses, and says how to fix it
     assert code == 2, err
     assert "GENHOOK_SECRET_KEY is not set" in err and "(the database holds 1)" in err
+
+
+def test_a_malformed_key_is_refused_without_being_repeated() -> None:
+    # Given an operator key that is not 32 bytes of URL-safe base64
+    malformed = "correct-horse-battery-staple"
+
+    # When the settings are read, they are refused, saying what a key must be, but the
+    # message (which ends up in logs) never shows the value
+    with pytest.raises(ValidationError) as refused:
+        Settings.model_validate({"secret_key": f"{KEY_A},{malformed}"})
+    message = str(refused.value)
+    assert "GENHOOK_SECRET_KEY: key #2 is not 32 bytes of URL-safe base64" in message
+    assert malformed not in message and KEY_A not in message
