@@ -126,9 +126,9 @@ def rotate(store: Store, box: SecretBox) -> int:
 
     Refuses (``SecretKeyError``, nothing written) while a stored secret was sealed with a
     key that is not configured: it could not be opened to be sealed again."""
-    _require_known_keys(census(store), box)
     if box.current_key_id is None:
         raise SecretKeyError("GENHOOK_SECRET_KEY is not set: there is no key to rotate to")
+    _require_known_keys(census(store), box)
     return _seal(store, box, keep_key_id=box.current_key_id)
 
 
