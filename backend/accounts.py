@@ -16,10 +16,12 @@ from backend.store.accounts import AccountRecord
 
 @dataclass(frozen=True)
 class NewAccount:
-    """A freshly created account with the only copy of its API key genhook will ever have."""
+    """A freshly created account with the only copy of its API key genhook will ever have,
+    and its signing secret as created (the account record holds it sealed)."""
 
     account: AccountRecord
     api_key: str
+    signing_secret: str
 
 
 def create_account(
@@ -37,18 +39,19 @@ def create_account(
     key committed first).
     """
     api_key = security.new_api_key()
+    signing_secret = security.new_signing_secret()
     with ctx.store.begin() as conn:
         account = accounts_store.create_account(
             conn,
             account_id=ids.account_id(),
             email=email.lower(),
             credits=ctx.settings.signup_credits if credits is None else credits,
-            signing_secret=security.new_signing_secret(),
+            signing_secret=ctx.secret_box.seal(signing_secret),
             api_key_hash=security.hash_api_key(api_key),
             api_key_prefix=api_key[:PREFIX_LENGTH],
             allow_private_webhooks=allow_private_webhooks,
         )
-        new = NewAccount(account, api_key)
+        new = NewAccount(account, api_key, signing_secret)
         if idempotency is not None:
             remember(conn, ctx, idempotency, signup_answer(new))
     return new
@@ -62,7 +65,7 @@ def signup_answer(new: NewAccount, status: int = 201) -> Answer:
         email=new.account.email,
         credits=new.account.credits,
         api_key=new.api_key,
-        signing_secret=new.account.signing_secret,
+        signing_secret=new.signing_secret,
         created_at=new.account.created_at,
     )
     return Answer(status, body.model_dump_json())

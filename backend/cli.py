@@ -19,10 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from backend.catalog import CatalogError
+    from backend.errors import SecretKeyError
 
     try:
         result: int = args.run(args)
-    except CatalogError as exc:
+    except (CatalogError, SecretKeyError) as exc:
         print(f"genhook: {exc}", file=sys.stderr)
         return 2
     return result
@@ -141,6 +142,21 @@ def _parser() -> argparse.ArgumentParser:
         "submissions); `default` goes back to GENHOOK_MAX_JOBS_IN_FLIGHT",
     )
     limits.set_defaults(run=_accounts_set_limits)
+
+    secrets = sub.add_parser(
+        "secrets", help="the keys that seal webhook signing secrets at rest (GENHOOK_SECRET_KEY)"
+    ).add_subparsers(title="actions")
+    secrets.add_parser(
+        "generate-key", help="print a new key, to put first in GENHOOK_SECRET_KEY"
+    ).set_defaults(run=_secrets_generate_key)
+    secrets.add_parser(
+        "status", help="how many stored secrets each key sealed (and how many are plain text)"
+    ).set_defaults(run=_secrets_status)
+    secrets.add_parser(
+        "rotate",
+        help="seal every stored secret again under the first key of GENHOOK_SECRET_KEY, "
+        "after which the older keys can be removed",
+    ).set_defaults(run=_secrets_rotate)
     return parser
 
 
@@ -172,6 +188,7 @@ def _api(args: argparse.Namespace) -> int:
     _check_catalog(settings)
     settings.require_redis_url()
     _say_signup_mode(settings)
+    _check_secret_key(settings)
     bind = args.bind or f"{settings.api_host}:{settings.api_port}"
     command = api_command(settings, bind, args.workers or settings.api_workers)
     os.execv(command[0], command)
@@ -205,6 +222,23 @@ def _check_catalog(settings: Settings) -> None:
     load_catalog(settings.catalog_file, PROVIDER_NAMES)
 
 
+def _check_secret_key(settings: Settings) -> None:
+    """Refuse to start (``SecretKeyError``) without a key that opens every stored signing
+    secret: a process that cannot sign or seal would fail its work one item at a time."""
+    from backend.secret_box import SecretBox
+    from backend.secrets_at_rest import check_before_start
+    from backend.store import Store
+
+    store = Store(settings.effective_database_url)
+    try:
+        box = SecretBox.from_setting(settings.secret_key.get_secret_value())
+        warning = check_before_start(store, box)
+    finally:
+        store.dispose()
+    if warning:
+        print(f"genhook: warning: {warning}", file=sys.stderr)
+
+
 def _worker(args: argparse.Namespace) -> int:
     import os
 
@@ -213,6 +247,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     _check_catalog(settings)
     settings.require_redis_url()
+    _check_secret_key(settings)
     command = worker_command(settings, args.queues)
     os.execv(command[0], command)
 
@@ -225,18 +260,39 @@ def _scheduler(args: argparse.Namespace) -> int:
     configure_logging()
     _check_catalog(get_settings())
     get_settings().require_redis_url()
+    _check_secret_key(get_settings())
     run_forever(get_context())
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from backend.private_files import ensure_private_dir
+    from backend.secret_box import SecretBox
+    from backend.secrets_at_rest import census, seal_plaintext
     from backend.store import Store
     from backend.store.migrate import current_revision, upgrade
 
-    store = Store(get_settings().effective_database_url)
-    get_settings().var_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(store.engine)
-    print(f"database at revision {current_revision(store.engine)}")
+    settings = get_settings()
+    if not settings.database_url:
+        ensure_private_dir(settings.var_dir)
+    store = Store(settings.effective_database_url)
+    try:
+        upgrade(store.engine)
+        print(f"database at revision {current_revision(store.engine)}")
+        box = SecretBox.from_setting(settings.secret_key.get_secret_value())
+        if box.configured:
+            sealed = seal_plaintext(store, box)
+            if sealed:
+                print(f"sealed {sealed} plain-text signing secrets (key {box.current_key_id})")
+        elif plaintext := census(store).plaintext:
+            print(
+                f"genhook: {plaintext} signing secrets are stored in plain text; set "
+                "GENHOOK_SECRET_KEY and run `genhook migrate` again to seal them",
+                file=sys.stderr,
+            )
+            return 1
+    finally:
+        store.dispose()
     return 0
 
 
@@ -330,7 +386,7 @@ def _accounts_create(args: argparse.Namespace) -> int:
     print(f"account         {new.account.id} ({new.account.email})")
     print(f"credits         {new.account.credits}")
     print(f"api key         {new.api_key}   (shown once)")
-    print(f"signing secret  {new.account.signing_secret}")
+    print(f"signing secret  {new.signing_secret}")
     if new.account.allow_private_webhooks:
         print("webhooks        may target private networks (GENHOOK_PRIVATE_WEBHOOK_NETWORKS)")
     return 0
@@ -464,6 +520,47 @@ def _accounts_set_limits(args: argparse.Namespace) -> int:
     shown = f"{ctx.settings.max_jobs_in_flight} (the server's default)" if cap is None else cap
     print(f"account             {account.id} ({account.email})")
     print(f"max jobs in flight  {shown}")
+    return 0
+
+
+def _secrets_generate_key(args: argparse.Namespace) -> int:
+    from backend.secret_box import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def _secrets_status(args: argparse.Namespace) -> int:
+    """Exit 1 when a stored secret cannot be opened with the configured keys."""
+    from backend.secret_box import SecretBox
+    from backend.secrets_at_rest import census
+    from backend.store import Store
+
+    settings = get_settings()
+    box = SecretBox.from_setting(settings.secret_key.get_secret_value())
+    store = Store(settings.effective_database_url)
+    try:
+        found = census(store)
+    finally:
+        store.dispose()
+    print("\n".join(found.lines(box)))
+    return 1 if found.unknown_keys(box) else 0
+
+
+def _secrets_rotate(args: argparse.Namespace) -> int:
+    from backend.secret_box import SecretBox
+    from backend.secrets_at_rest import rotate
+    from backend.store import Store
+
+    settings = get_settings()
+    box = SecretBox.from_setting(settings.secret_key.get_secret_value())
+    store = Store(settings.effective_database_url)
+    try:
+        changed = rotate(store, box)
+    finally:
+        store.dispose()
+    print(f"sealed {changed} signing secrets again with key {box.current_key_id}")
+    print("every stored secret is now sealed with it: older keys can leave GENHOOK_SECRET_KEY")
     return 0
 
 

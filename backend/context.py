@@ -24,6 +24,7 @@ from backend.queue import Queue
 from backend.ratelimit.quotas import RateLimits
 from backend.redis_client import connect as redis_client_for
 from backend.render_history import RenderHistory
+from backend.secret_box import SecretBox
 from backend.settings import Settings, get_settings
 from backend.status_cache import StatusCache
 from backend.storage.links import signed_output_url
@@ -59,6 +60,8 @@ class Context:
     #: Downloads of providers' finished videos: public addresses plus
     #: ``provider_allowed_networks`` (the simulator's loopback under ``genhook up``).
     output_client: httpx.Client
+    #: Seals signing secrets before they are stored, opens them where one must sign.
+    secret_box: SecretBox
     #: How host names in tenants' URLs are resolved when they are checked: ``None`` is the
     #: system resolver, what genhook always uses (tests resolve with a DNS server of theirs).
     name_lookup: Lookup | None = None
@@ -111,6 +114,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
             [*settings.webhook_allowed_networks, *settings.provider_allowed_networks],
             hint="an operator can allow it with GENHOOK_PROVIDER_ALLOWED_NETWORKS",
         ),
+        secret_box=SecretBox.from_setting(settings.secret_key.get_secret_value()),
     )
 
 

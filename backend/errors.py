@@ -30,7 +30,9 @@
     │   └── ProviderOutcomeUnknown      the create call may or may not have made a task
     ├── OutputCopyFailed                copying a finished video into genhook's storage failed
     ├── StorageUnavailable              the output store could not be read or written
-    └── UnsafeWebhookTarget             a webhook URL points where genhook must not send
+    ├── UnsafeWebhookTarget             a webhook URL points where genhook must not send
+    └── SecretKeyError                  GENHOOK_SECRET_KEY missing, malformed, or without the
+                                        key a stored signing secret was sealed with
 
 The API's error handler (``backend/api/errors.py``) turns ``ClientError`` into problem
 details; anything else becomes a generic 500 without internals.
@@ -245,3 +247,9 @@ class StorageUnavailable(GenhookError):
 
 class UnsafeWebhookTarget(GenhookError):
     """The webhook URL resolves to an address genhook refuses to send to."""
+
+
+class SecretKeyError(GenhookError):
+    """The operator's ``GENHOOK_SECRET_KEY`` cannot seal or open a signing secret: it is
+    missing, malformed, or lacks the key a stored secret was sealed with. An operator's
+    mistake, never a client's: processes refuse to start on it (``genhook api``, …)."""

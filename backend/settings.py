@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.durations import parse_schedule
@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         "start the bundled redis-server.",
     )
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="Local state of `genhook up`.")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The operator's keys that seal webhook signing secrets at rest, "
+        "comma-separated, newest first: the first seals, every one opens (`genhook secrets "
+        "generate-key` makes one; `genhook secrets rotate` re-seals under the first). "
+        "Required by `genhook api`, `worker` and `scheduler`; `genhook up` keeps its own in "
+        "var_dir.",
+    )
 
     simulator_url: str = Field(
         default="http://127.0.0.1:8090", description="Base URL of the provider simulator."
@@ -570,6 +578,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_means_shipped(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr) -> SecretStr:
+        from backend.errors import SecretKeyError
+        from backend.secret_box import parse_keys
+
+        try:
+            parse_keys(value.get_secret_value())
+        except SecretKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator(
         "rate_limit_reads",

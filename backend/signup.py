@@ -102,7 +102,7 @@ def _request_verification(ctx: Context, email: str, key: IdempotencyKey | None) 
                     conn,
                     account_id=ids.account_id(),
                     email=email,
-                    signing_secret=security.new_signing_secret(),
+                    signing_secret=ctx.secret_box.seal(security.new_signing_secret()),
                 )
             except Conflict:  # a concurrent signup with this email committed first
                 account = accounts_store.get_account_by_email(conn, email)
@@ -171,7 +171,9 @@ def _verify(ctx: Context, token: str, key: IdempotencyKey | None) -> Answer:
         store.retire_tokens(conn, found.account_id, now)
         account = accounts_store.get_account(conn, found.account_id)
         assert account is not None
-        answer = signup_answer(NewAccount(account, api_key), status=200)
+        answer = signup_answer(
+            NewAccount(account, api_key, ctx.secret_box.open(account.signing_secret)), status=200
+        )
         if key is not None:
             remember(conn, ctx, key, answer)
     return answer

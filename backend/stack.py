@@ -27,6 +27,8 @@ from types import FrameType
 
 import httpx
 
+from backend.private_files import PRIVATE_UMASK
+
 #: Ctrl-C or SIGTERM ends every process ``genhook up`` started within this long.
 STOP_BUDGET_SECONDS = 20.0
 #: Seconds after the stop began by which each stage must be over (``Child.stop_stage``
@@ -51,7 +53,11 @@ class Child:
     restarts: int = field(default=0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        # umask 077: whatever the child creates (SQLite's files, Redis's, kept videos) is
+        # its user's alone.
+        self.process = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True, umask=PRIVATE_UMASK
+        )
         self.started_at = time.monotonic()
 
     def exited(self) -> int | None:

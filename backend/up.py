@@ -11,8 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import sqlalchemy as sa
+from pydantic import SecretStr
 
-from backend import bundled_redis
+from backend import bundled_redis, secrets_at_rest
 from backend.accounts import create_account, get_account, issue_api_key, set_private_webhooks
 from backend.commands import (
     SIMULATOR_APP,
@@ -22,7 +24,14 @@ from backend.commands import (
     worker_command,
 )
 from backend.context import Context, build_context
+from backend.private_files import (
+    PRIVATE_UMASK,
+    ensure_private_dir,
+    tighten_tree,
+    write_private_file,
+)
 from backend.providers.registry import build_providers
+from backend.secret_box import generate_key
 from backend.settings import Settings, SignupMode
 from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.stack import (
@@ -41,6 +50,9 @@ from backend.worker_pools import pools
 
 #: In the var dir: the stack's settings as `export` lines, for commands run in another shell.
 STACK_ENV_FILE = "stack.env"
+#: In the var dir: the operator key that seals signing secrets, when GENHOOK_SECRET_KEY is unset.
+SECRET_KEY_FILE = "secret-key"
+DEMO_ACCOUNT_FILE = "demo-account.json"
 DEMO_EMAIL = "demo@genhook.local"
 #: Networks where ``genhook up``'s simulator answers: its output downloads may reach them.
 LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
@@ -61,20 +73,25 @@ class DemoAccount:
 
 
 def run_up(settings: Settings, *, port: int) -> int:
-    var_dir = settings.var_dir.resolve()
-    var_dir.mkdir(parents=True, exist_ok=True)
+    # Everything this process and its children create is its user's alone (0600/0700).
+    os.umask(PRIVATE_UMASK)
+    var_dir = prepare_var_dir(settings.var_dir.resolve())
+    secret_key = operator_key(settings, var_dir)
     children: list[Child] = []
     redis_url = settings.redis_url
-    redis_note = redis_url
+    redis_note = bundled_redis.redacted(redis_url)
     if not redis_url:
         redis_port = bundled_redis.free_port()
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        redis_note = f"{redis_url} (bundled redis-server, data in {var_dir / 'redis'})"
-        (var_dir / "redis").mkdir(exist_ok=True)
+        password = bundled_redis.new_password()
+        redis_url = bundled_redis.url_for(redis_port, password)
+        redis_note = (
+            f"{bundled_redis.redacted(redis_url)} (bundled redis-server 6.2, for local use "
+            f"only; data in {var_dir / 'redis'}, password in {var_dir / STACK_ENV_FILE})"
+        )
         children.append(
             Child(
                 "redis",
-                bundled_redis.server_command(var_dir / "redis", redis_port),
+                bundled_redis.server_command(var_dir / "redis", redis_port, password),
                 child_env({}),
                 stop_stage=REDIS,
             )
@@ -82,7 +99,9 @@ def run_up(settings: Settings, *, port: int) -> int:
     base_url = f"http://{settings.api_host}:{port}"
     signup_mode = local_signup_mode(settings)
     simulated = simulated_providers(settings)
-    stack_env = stack_environment(settings, redis_url=redis_url, base_url=base_url)
+    stack_env = stack_environment(
+        settings, redis_url=redis_url, base_url=base_url, secret_key=secret_key
+    )
     provider_env = provider_environment(settings, simulated, base_url)
     env = child_env(
         {
@@ -112,16 +131,18 @@ def run_up(settings: Settings, *, port: int) -> int:
             "redis_url": redis_url,
             "database_url": settings.effective_database_url,
             "signup_mode": signup_mode,
+            "secret_key": SecretStr(secret_key),
         }
     )
     providers_note = describe_providers(simulated, provider_env)
     supervisor = Supervisor(children)
     try:
-        # Migrations and the demo account need only the database; Redis starts below.
+        # Migrations, secrets and the demo account need only the database; Redis starts below.
         ctx = build_context(live)
         try:
             upgrade(ctx.store.engine)
-            demo = ensure_demo_account(ctx, var_dir / "demo-account.json")
+            prepare_secrets(ctx)
+            demo = ensure_demo_account(ctx, var_dir / DEMO_ACCOUNT_FILE)
         finally:
             ctx.close()
         supervisor.start_all()
@@ -142,7 +163,9 @@ def local_signup_mode(settings: Settings) -> SignupMode:
     return settings.signup_mode if explicit else SignupMode.OPEN
 
 
-def stack_environment(settings: Settings, *, redis_url: str, base_url: str) -> dict[str, str]:
+def stack_environment(
+    settings: Settings, *, redis_url: str, base_url: str, secret_key: str
+) -> dict[str, str]:
     """The ``GENHOOK_*`` settings the stack's processes share (besides the providers'),
     also written to ``var/stack.env`` for the operator's other shells.
 
@@ -154,10 +177,49 @@ def stack_environment(settings: Settings, *, redis_url: str, base_url: str) -> d
         "GENHOOK_REDIS_URL": redis_url,
         "GENHOOK_DATABASE_URL": settings.effective_database_url,
         "GENHOOK_VAR_DIR": str(settings.var_dir.resolve()),
+        "GENHOOK_SECRET_KEY": secret_key,
         "GENHOOK_SIMULATOR_URL": settings.simulator_url,
         "GENHOOK_SIMULATOR_CONTROL_TOKEN": settings.simulator_control_token
         or secrets.token_urlsafe(32),
     }
+
+
+def prepare_var_dir(var_dir: Path) -> Path:
+    """The var dir, created 0700; one an older genhook left readable by other local users
+    is tightened (0700 directories, 0600 files), and that is said."""
+    ensure_private_dir(var_dir)
+    tightened = tighten_tree(var_dir)
+    if tightened:
+        print(
+            f"genhook: {var_dir} was readable by other local users: took their access away "
+            f"from {len(tightened)} files and directories. Signing secrets stored there "
+            "before may have been read: rotate them (docs/security.md).",
+            flush=True,
+        )
+    return var_dir
+
+
+def operator_key(settings: Settings, var_dir: Path) -> str:
+    """``GENHOOK_SECRET_KEY`` if set, else the key kept in ``var/secret-key`` (0600),
+    made on first start."""
+    configured = settings.secret_key.get_secret_value()
+    if configured:
+        return configured
+    path = var_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = generate_key()
+    write_private_file(path, key + "\n")
+    return key
+
+
+def prepare_secrets(ctx: Context) -> None:
+    """Seal the signing secrets an older genhook stored in plain text, then check that the
+    key opens every one (``SecretKeyError``, before anything starts, if not)."""
+    sealed = secrets_at_rest.seal_plaintext(ctx.store, ctx.secret_box)
+    if sealed:
+        print(f"genhook: sealed {sealed} signing secrets stored in plain text", flush=True)
+    secrets_at_rest.require_readable(secrets_at_rest.census(ctx.store), ctx.secret_box)
 
 
 def capped_for_up(settings: Settings) -> Settings:
@@ -212,8 +274,7 @@ def write_stack_env(path: Path, values: dict[str, str]) -> None:
     so a command in another shell sees the same stack: ``. var/stack.env; genhook
     providers``. Rewritten at every start (the bundled Redis port changes)."""
     lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(values.items())]
-    path.write_text("\n".join(lines) + "\n")
-    os.chmod(path, 0o600)
+    write_private_file(path, "\n".join(lines) + "\n")
 
 
 def ensure_demo_account(ctx: Context, path: Path) -> DemoAccount:
@@ -234,14 +295,12 @@ def _demo_credentials(ctx: Context, path: Path) -> DemoAccount:
     with ctx.store.begin() as conn:
         existing = accounts_store.get_account_by_email(conn, DEMO_EMAIL)
     if existing is not None:  # the file was lost: issue a fresh key
-        demo = DemoAccount(
-            existing.id, DEMO_EMAIL, issue_api_key(ctx, existing.id), existing.signing_secret
-        )
+        secret = ctx.secret_box.open(existing.signing_secret)
+        demo = DemoAccount(existing.id, DEMO_EMAIL, issue_api_key(ctx, existing.id), secret)
     else:
         new = create_account(ctx, DEMO_EMAIL, allow_private_webhooks=True)
-        demo = DemoAccount(new.account.id, DEMO_EMAIL, new.api_key, new.account.signing_secret)
-    path.write_text(json.dumps(demo.__dict__, indent=2))
-    os.chmod(path, 0o600)
+        demo = DemoAccount(new.account.id, DEMO_EMAIL, new.api_key, new.signing_secret)
+    write_private_file(path, json.dumps(demo.__dict__, indent=2))
     return demo
 
 
@@ -274,7 +333,7 @@ genhook is up.
   Demo account    {demo.email}
   API key         {demo.api_key}
   Signing secret  {demo.signing_secret}
-  Database        {settings.effective_database_url}
+  Database        {_without_password(settings.effective_database_url)}
   Redis           {redis_note}
   Simulator       {settings.simulator_url} (renders take {settings.simulator_render_seconds:g}s)
   Providers       {providers_note}
@@ -293,3 +352,7 @@ Submit a job:
 
 Press Ctrl-C to stop.
 """
+
+
+def _without_password(database_url: str) -> str:
+    return sa.engine.make_url(database_url).render_as_string(hide_password=True)

@@ -57,7 +57,7 @@ def sample_request(ctx: Context, monitor: sa.Engine) -> tuple[bytes, dict[str, s
     assert account is not None and row.payload is not None
     body = row.payload.encode()
     headers = signature_headers(
-        secrets=[account.signing_secret],
+        secrets=[ctx.secret_box.open(account.signing_secret)],
         message_id=row.id,
         event=row.event,
         timestamp=ctx.now(),

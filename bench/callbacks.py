@@ -98,6 +98,7 @@ def _run_jobs(args: argparse.Namespace, work: Path, redis_url: str) -> list[floa
     from backend.api.app import create_app
     from backend.bundled_redis import free_port
     from backend.context import build_context, use_context
+    from backend.secret_box import generate_key
     from backend.settings import Settings
     from backend.simulator.app import create_app as create_simulator
     from backend.simulator.credentials import all_provider_settings
@@ -124,6 +125,7 @@ def _run_jobs(args: argparse.Namespace, work: Path, redis_url: str) -> list[floa
             {
                 "database_url": f"sqlite:///{work / 'genhook.db'}",
                 "redis_url": redis_url,
+                "secret_key": generate_key(),
                 "webhook_allowed_networks": "127.0.0.0/8",
                 "poll_interval_seconds": args.poll_interval,
                 "provider_callback_poll_seconds": args.backstop,

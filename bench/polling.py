@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import secrets
+import shlex
 import signal
 import statistics
 import subprocess
@@ -163,9 +164,12 @@ def running_stack(args: argparse.Namespace, run: str, extra: dict[str, str]) -> 
             stderr=subprocess.STDOUT,
         )
         try:
-            redis_url = wait_until_up(work / "up.log", process)
+            wait_until_up(work / "up.log", process)
+            # The stack's own settings: the bundled Redis's password, the operator key.
+            stack_env = read_stack_env(work / "var" / "stack.env")
+            redis_url = stack_env["GENHOOK_REDIS_URL"]
             credits = JOB_CREDITS * args.jobs * 2 + 100
-            key = create_account(genhook, work, env, credits)
+            key = create_account(genhook, work, env | stack_env, credits)
             base_url = f"http://127.0.0.1:{args.port}"
             yield Stack(work, base_url, sim_url, redis_url, key, process)
         finally:
@@ -178,18 +182,26 @@ def genhook_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "backend.cli"]
 
 
-def wait_until_up(log_path: Path, process: subprocess.Popen[bytes]) -> str:
-    """Wait for the banner; returns the bundled Redis URL it names."""
+def wait_until_up(log_path: Path, process: subprocess.Popen[bytes]) -> None:
+    """Wait for the banner."""
     deadline = time.monotonic() + UP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
-        found = re.search(r"^\s*Redis\s+(redis://\S+)", text, re.MULTILINE)
-        if "genhook is up" in text and found:
-            return found.group(1)
+        if "genhook is up" in text:
+            return
         if process.poll() is not None:
             raise SystemExit(f"genhook up exited ({process.returncode}):\n{text[-2000:]}")
         time.sleep(0.5)
     raise SystemExit(f"genhook up did not come up in {UP_TIMEOUT_SECONDS:g} s; see {log_path}")
+
+
+def read_stack_env(path: Path) -> dict[str, str]:
+    """The ``export NAME=value`` lines ``genhook up`` writes to ``var/stack.env``."""
+    values = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        values[name] = shlex.split(value)[0] if value else ""
+    return values
 
 
 def create_account(genhook: list[str], work: Path, env: dict[str, str], credits: int) -> str:

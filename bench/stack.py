@@ -25,6 +25,7 @@ from backend import bundled_redis
 from backend.context import Context, build_context, use_context
 from backend.logging_setup import FORMAT
 from backend.queue import WEBHOOKS_QUEUE
+from backend.secret_box import generate_key
 from backend.settings import Settings
 from backend.store import Store
 from backend.store.engine import normalize_url
@@ -68,6 +69,7 @@ def running(
             {
                 "database_url": database_url,
                 "redis_url": redis_url,
+                "secret_key": generate_key(),
                 "webhook_allowed_networks": "127.0.0.0/8",
                 # The jobs are completed by the bench itself; no provider renders them.
                 "simulator_fallback": True,

@@ -61,6 +61,10 @@ from tests.support.wsgi_server import serve_wsgi  # noqa: E402
 pytest_plugins = ["tests.support.s3_server"]
 
 PG_URL = os.environ.get("GENHOOK_TEST_DATABASE_URL", "")
+#: The operator key that seals signing secrets in every test (``GENHOOK_SECRET_KEY``).
+TEST_SECRET_KEY = "3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q3q0="
+# Processes the tests start (gunicorn, workers, the CLI) get it too, as an operator's would.
+os.environ["GENHOOK_SECRET_KEY"] = TEST_SECRET_KEY
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
@@ -154,6 +158,7 @@ def make_settings(
         **GENEROUS_LIMITS,
         # Accounts at once, as under `genhook up`; tests/test_signup.py covers the others.
         "signup_mode": "open",
+        "secret_key": TEST_SECRET_KEY,
         **extra,
     }
     return Settings.model_validate(values)

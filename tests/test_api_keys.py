@@ -313,7 +313,7 @@ def test_a_rotation_with_no_overlap_retires_the_old_secret_at_once(
     old_signs: bool,
 ) -> None:
     app, url = receiver
-    old = account.account.signing_secret
+    old = account.signing_secret
     # When the account rotates its signing secret (with no overlap, or the default one)
     kwargs = {} if body is None else {"json": body}
     rotated = api.simulate_post(

@@ -237,7 +237,7 @@ def test_the_cancel_webhook_goes_once_to_the_jobs_url_and_once_to_a_subscribed_e
     assert {(d["event"], d["status"]) for d in deliveries} == {(CANCELED, "delivered")}
     assert sorted(request.path for request in app.requests) == ["/endpoint", "/job"]
     # ...each signed with its own secret, naming the event in header and body
-    secrets = {"/job": account.account.signing_secret, "/endpoint": endpoint_secret}
+    secrets = {"/job": account.signing_secret, "/endpoint": endpoint_secret}
     for hook in app.requests:
         body = Webhook(secrets[hook.path]).verify(hook.body, hook.headers)
         assert hook.headers["x-genhook-event"] == CANCELED

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_SECRET_KEY
+
 GENHOOK = str(Path(sys.executable).parent / "genhook")
 
 
-def genhook(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def genhook(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENHOOK_")}
+    env |= {f"GENHOOK_{name.upper()}": value for name, value in settings.items()}
     return subprocess.run(
         [GENHOOK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
@@ -27,8 +30,16 @@ def test_migrate_then_create_an_account(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "genhook.db").exists()
 
     # When an account is created, its credentials are printed
+    key = TEST_SECRET_KEY
     created = genhook(
-        "accounts", "create", "--email", "ops@example.com", "--credits", "7", cwd=tmp_path
+        "accounts",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--credits",
+        "7",
+        cwd=tmp_path,
+        secret_key=key,
     )
     assert created.returncode == 0, created.stderr
     lines = dict(
@@ -41,7 +52,9 @@ def test_migrate_then_create_an_account(tmp_path: Path) -> None:
     assert lines["api_key"].startswith("gh_") and lines["signing_secret"].startswith("whsec_")
 
     # And the same email cannot be used twice
-    again = genhook("accounts", "create", "--email", "OPS@example.com", cwd=tmp_path)
+    again = genhook(
+        "accounts", "create", "--email", "OPS@example.com", cwd=tmp_path, secret_key=key
+    )
     assert again.returncode == 1 and "already exists" in again.stderr
 
 

@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from backend.bundled_redis import free_port
-from tests.conftest import PG_URL, wait_until
+from tests.conftest import PG_URL, TEST_SECRET_KEY, wait_until
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.stack import (
     EXTERNAL,
@@ -44,7 +44,12 @@ def stack(
     tmp_path = tmp_path_factory.mktemp(request.param)
     extra = {}
     if request.param == "postgres+redis":
-        extra = {"GENHOOK_DATABASE_URL": PG_URL, "GENHOOK_REDIS_URL": EXTERNAL}
+        # The shared test database holds secrets sealed with the tests' key.
+        extra = {
+            "GENHOOK_DATABASE_URL": PG_URL,
+            "GENHOOK_REDIS_URL": EXTERNAL,
+            "GENHOOK_SECRET_KEY": TEST_SECRET_KEY,
+        }
     running = start_stack(tmp_path, extra)
     sessions = list(children_of(running.process.pid))
     yield running

@@ -54,7 +54,7 @@ def test_a_completed_job_posts_a_webhook_signed_both_ways(
     assert hook.headers["x-genhook-event"] == "video.generation.completed"
 
     # ...signed with the account's secret string as the HMAC key (the product page's scheme)
-    secret = account.account.signing_secret
+    secret = account.signing_secret
     expected = "sha256=" + hmac.new(secret.encode(), hook.body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(hook.headers["x-genhook-signature"], expected)
 
@@ -97,7 +97,7 @@ def test_a_tampered_body_fails_verification(
     (hook,) = app.wait_for(1)
     tampered = hook.body.replace(b'"completed"', b'"failed"', 1)
     with pytest.raises(Exception, match="No matching signature"):
-        Webhook(account.account.signing_secret).verify(tampered, hook.headers)
+        Webhook(account.signing_secret).verify(tampered, hook.headers)
 
 
 def test_a_render_failure_refunds_once_and_posts_a_failed_webhook(

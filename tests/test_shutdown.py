@@ -35,7 +35,7 @@ from backend.stack import APPS, STAGE_DEADLINES_SECONDS, STOP_BUDGET_SECONDS
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
 from backend.up import WORKER_STOP_OVERHEAD_SECONDS, capped_for_up
-from tests.conftest import PG_URL, wait_until
+from tests.conftest import PG_URL, TEST_SECRET_KEY, wait_until
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.stack import (
     EXTERNAL,
@@ -62,6 +62,7 @@ def process_env(ctx: Context, **settings: object) -> dict[str, str]:
     values: dict[str, object] = {
         "database_url": ctx.settings.effective_database_url,
         "redis_url": ctx.settings.redis_url,
+        "secret_key": ctx.settings.secret_key.get_secret_value(),
         "webhook_allowed_networks": "127.0.0.0/8",
         "worker_threads": 2,
         # No sweep runs in these stories, and none would find anything overdue.
@@ -264,7 +265,12 @@ def test_genhook_up_stops_its_whole_tree_within_20_s_with_work_in_flight(
     # request body that never comes
     extra = {"GENHOOK_WEBHOOK_TIMEOUT_SECONDS": "60"}
     if variant == "postgres+redis":
-        extra |= {"GENHOOK_DATABASE_URL": PG_URL, "GENHOOK_REDIS_URL": EXTERNAL}
+        # The shared test database holds secrets sealed with the tests' key.
+        extra |= {
+            "GENHOOK_DATABASE_URL": PG_URL,
+            "GENHOOK_REDIS_URL": EXTERNAL,
+            "GENHOOK_SECRET_KEY": TEST_SECRET_KEY,
+        }
     receiver = WebhookReceiver()
     receiver.reply(*[Reply(delay=60.0)] * 5)
     with serve_wsgi(receiver) as url:

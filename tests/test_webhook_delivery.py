@@ -748,4 +748,4 @@ def test_a_delivery_written_before_payloads_were_frozen_sends_the_jobs_result(
     body = json.loads(hook.body)
     assert body["event"] == "video.generation.failed" and body["status"] == "failed"
     assert body["id"] == delivery_row(ctx, delivery_id)["job_id"]
-    assert Webhook(account.account.signing_secret).verify(hook.body, hook.headers)
+    assert Webhook(account.signing_secret).verify(hook.body, hook.headers)

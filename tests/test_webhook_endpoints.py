@@ -436,7 +436,7 @@ def test_a_job_event_goes_to_its_own_url_and_to_each_subscribed_endpoint(
     (to_endpoint,) = sent_to(app, "/completed")
 
     # ...the job's URL signed with the account's secret, both ways
-    account_secret = account.account.signing_secret
+    account_secret = account.signing_secret
     assert Webhook(account_secret).verify(to_job.body, to_job.headers)["id"] == job_id
     assert to_job.headers["x-genhook-signature"] == genhook_signature(account_secret, to_job.body)
 
@@ -537,7 +537,7 @@ def rotate(
         old, path, job_fields = endpoint["secret"], f"{ENDPOINTS}/{endpoint['id']}", {}
         result = api.simulate_post(f"{path}/rotate-secret", headers=auth)
     else:
-        old, job_fields = account.account.signing_secret, {"webhook_url": url}
+        old, job_fields = account.signing_secret, {"webhook_url": url}
         result = api.simulate_post("/v1/account/rotate-signing-secret", headers=auth)
     assert result.status_code == 200, result.text
     return old, dict(result.json), job_fields

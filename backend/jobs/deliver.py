@@ -48,6 +48,7 @@ from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
 from backend.store.deliveries import DELIVERED, FAILED, PENDING, DeliveryRecord
 from backend.store.endpoints import EndpointRecord
+from backend.store.types import SealedSecret
 from backend.webhooks import dedup, targets
 from backend.webhooks.fairness import sending_slots
 from backend.webhooks.retry import (
@@ -281,6 +282,24 @@ def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
         )
 
 
+def _signing_secrets(
+    ctx: Context,
+    current: SealedSecret,
+    previous: SealedSecret | None,
+    previous_expires_at: datetime | None,
+    now: datetime,
+) -> list[str]:
+    """The secrets that sign now, opened; a previous one past its overlap stays sealed."""
+    if previous_expires_at is None or now >= previous_expires_at:
+        previous = None
+    return active_secrets(
+        ctx.secret_box.open(current),
+        ctx.secret_box.open_optional(previous),
+        previous_expires_at,
+        now,
+    )
+
+
 def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False) -> Target | None:
     with ctx.store.begin() as conn:
         delivery = deliveries_store.get_delivery(conn, delivery_id)
@@ -300,11 +319,16 @@ def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False)
                 conn, delivery.endpoint_id, include_deleted=True
             )
             assert endpoint is not None
-            secrets = active_secrets(
-                endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+            secrets = _signing_secrets(
+                ctx,
+                endpoint.secret,
+                endpoint.previous_secret,
+                endpoint.previous_secret_expires_at,
+                now,
             )
         else:
-            secrets = active_secrets(
+            secrets = _signing_secrets(
+                ctx,
                 account.signing_secret,
                 account.previous_signing_secret,
                 account.previous_signing_secret_expires_at,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from backend.errors import StorageUnavailable
+from backend.private_files import ensure_private_dir
 from backend.storage import READ_CHUNK_BYTES, StoredObject, check_key
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -40,7 +41,7 @@ class FileStore:
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(path.parent)  # 0700, like the files (mkstemp: 0600)
             fd, temporary = tempfile.mkstemp(
                 dir=path.parent, prefix=f".{path.name}.", suffix=".part"
             )

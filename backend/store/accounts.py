@@ -11,7 +11,7 @@ from backend.errors import Conflict
 from backend.store.api_keys import add_key
 from backend.store.ledger import LedgerReason
 from backend.store.tables import accounts, credit_ledger
-from backend.store.types import record_from_row, utcnow
+from backend.store.types import SealedSecret, record_from_row, sealed_or_none, utcnow
 
 #: Largest balance an account can hold: the range of the ``credits`` column (a PostgreSQL
 #: ``integer``).
@@ -23,8 +23,8 @@ class AccountRecord:
     id: str
     email: str
     credits: int
-    signing_secret: str
-    previous_signing_secret: str | None
+    signing_secret: SealedSecret
+    previous_signing_secret: SealedSecret | None
     previous_signing_secret_expires_at: datetime | None
     created_at: datetime
     #: ``None`` while a ``verify_email`` signup waits for its link to be followed.
@@ -36,7 +36,12 @@ class AccountRecord:
 
 
 def _record(row: sa.Row) -> AccountRecord:
-    return record_from_row(AccountRecord, row)
+    return record_from_row(
+        AccountRecord,
+        row,
+        signing_secret=SealedSecret(row.signing_secret),
+        previous_signing_secret=sealed_or_none(row.previous_signing_secret),
+    )
 
 
 def create_account(
@@ -45,7 +50,7 @@ def create_account(
     account_id: str,
     email: str,
     credits: int,
-    signing_secret: str,
+    signing_secret: SealedSecret,
     api_key_hash: str,
     api_key_prefix: str,
     allow_private_webhooks: bool = False,
@@ -75,7 +80,7 @@ def create_account(
 
 
 def create_unverified_account(
-    conn: sa.Connection, *, account_id: str, email: str, signing_secret: str
+    conn: sa.Connection, *, account_id: str, email: str, signing_secret: SealedSecret
 ) -> AccountRecord:
     """Insert an account waiting for its email to be verified: no key, no credits yet.
 
@@ -87,7 +92,7 @@ def _insert_account(
     conn: sa.Connection,
     account_id: str,
     email: str,
-    signing_secret: str,
+    signing_secret: SealedSecret,
     credits: int,
     *,
     verified: bool,
@@ -101,7 +106,7 @@ def _insert_account(
                     id=account_id,
                     email=email,
                     credits=credits,
-                    signing_secret=signing_secret,
+                    signing_secret=signing_secret.token,
                     created_at=now,
                     verified_at=now if verified else None,
                     allow_private_webhooks=allow_private_webhooks,
@@ -211,7 +216,11 @@ def ledger_balance(conn: sa.Connection, account_id: str) -> int:
 
 
 def rotate_signing_secret(
-    conn: sa.Connection, account_id: str, *, new_secret: str, previous_expires_at: datetime
+    conn: sa.Connection,
+    account_id: str,
+    *,
+    new_secret: SealedSecret,
+    previous_expires_at: datetime,
 ) -> AccountRecord | None:
     """Make ``new_secret`` current; the old one keeps signing until ``previous_expires_at``."""
     conn.execute(
@@ -220,7 +229,7 @@ def rotate_signing_secret(
         .values(
             previous_signing_secret=accounts.c.signing_secret,
             previous_signing_secret_expires_at=previous_expires_at,
-            signing_secret=new_secret,
+            signing_secret=new_secret.token,
         )
     )
     return get_account(conn, account_id)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from backend.store.tables import accounts, webhook_endpoints
-from backend.store.types import record_from_row, utcnow
+from backend.store.types import SealedSecret, record_from_row, sealed_or_none, utcnow
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class EndpointRecord:
     enabled: bool
     disabled_reason: str | None
     disabled_at: datetime | None
-    secret: str
-    previous_secret: str | None
+    secret: SealedSecret
+    previous_secret: SealedSecret | None
     previous_secret_expires_at: datetime | None
     retry_schedule: list[float] | None
     timeout_seconds: float | None
@@ -43,7 +43,12 @@ class EndpointRecord:
 
 
 def _record(row: sa.Row) -> EndpointRecord:
-    return record_from_row(EndpointRecord, row)
+    return record_from_row(
+        EndpointRecord,
+        row,
+        secret=SealedSecret(row.secret),
+        previous_secret=sealed_or_none(row.previous_secret),
+    )
 
 
 def create_endpoint(
@@ -55,7 +60,7 @@ def create_endpoint(
     description: str,
     events: list[str],
     enabled: bool,
-    secret: str,
+    secret: SealedSecret,
     retry_schedule: list[float] | None,
     timeout_seconds: float | None,
 ) -> EndpointRecord:
@@ -68,7 +73,7 @@ def create_endpoint(
             description=description,
             events=events,
             enabled=enabled,
-            secret=secret,
+            secret=secret.token,
             retry_schedule=retry_schedule,
             timeout_seconds=timeout_seconds,
             created_at=now,
@@ -145,7 +150,11 @@ def update_endpoint(conn: sa.Connection, endpoint_id: str, **changes: Any) -> No
 
 
 def rotate_secret(
-    conn: sa.Connection, endpoint_id: str, *, new_secret: str, previous_expires_at: datetime
+    conn: sa.Connection,
+    endpoint_id: str,
+    *,
+    new_secret: SealedSecret,
+    previous_expires_at: datetime,
 ) -> None:
     """Make ``new_secret`` current; the old one keeps signing until ``previous_expires_at``."""
     update_endpoint(
@@ -153,7 +162,7 @@ def rotate_secret(
         endpoint_id,
         previous_secret=webhook_endpoints.c.secret,
         previous_secret_expires_at=previous_expires_at,
-        secret=new_secret,
+        secret=new_secret.token,
     )
 
 

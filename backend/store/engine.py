@@ -8,9 +8,12 @@ short, so serialising them costs little).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from backend.private_files import create_private_file
 
 #: How long a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -32,6 +35,10 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def _sqlite_engine(url: str) -> sa.Engine:
+    database = sa.engine.make_url(url).database
+    if database and database != ":memory:" and Path(database).parent.is_dir():
+        # Made 0600 before SQLite creates it 0644; its -wal and -shm files copy its mode.
+        create_private_file(Path(database))
     engine = sa.create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
     )

@@ -7,6 +7,11 @@ import sqlalchemy as sa
 
 from backend.store.types import UTCDateTime
 
+#: A sealed signing secret (``backend/secret_box.py``, about 120 characters today). SQLite
+#: does not enforce a VARCHAR's length, and widening a column there means copying its table,
+#: which the foreign keys on ``accounts`` forbid: so only PostgreSQL's columns grew (0011).
+SEALED_SECRET = sa.String(255).with_variant(sa.String(120), "sqlite")
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -23,9 +28,9 @@ accounts = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("email", sa.String(320), nullable=False, unique=True),
     sa.Column("credits", sa.Integer, nullable=False),
-    sa.Column("signing_secret", sa.String(120), nullable=False),
+    sa.Column("signing_secret", SEALED_SECRET, nullable=False),
     # After a rotation the old secret keeps signing (alongside the new one) until it expires.
-    sa.Column("previous_signing_secret", sa.String(120), nullable=True),
+    sa.Column("previous_signing_secret", SEALED_SECRET, nullable=True),
     sa.Column("previous_signing_secret_expires_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     # An operator's cap on the account's unfinished jobs; NULL: settings.max_jobs_in_flight.
@@ -192,8 +197,8 @@ webhook_endpoints = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("disabled_reason", sa.Text, nullable=True),
     sa.Column("disabled_at", UTCDateTime, nullable=True),
-    sa.Column("secret", sa.String(120), nullable=False),
-    sa.Column("previous_secret", sa.String(120), nullable=True),
+    sa.Column("secret", SEALED_SECRET, nullable=False),
+    sa.Column("previous_secret", SEALED_SECRET, nullable=True),
     sa.Column("previous_secret_expires_at", UTCDateTime, nullable=True),
     # Per-endpoint overrides of the webhook settings; NULL means "the server's default".
     sa.Column("retry_schedule", sa.JSON, nullable=True),

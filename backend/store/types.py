@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 Record = TypeVar("Record")
+
+#: How every sealed signing secret begins: the format's version, then ``<key id>.``.
+SEALED_PREFIX = "v1."
+#: Hex digits of the key id in a sealed secret.
+KEY_ID_DIGITS = 8
+
+
+@dataclass(frozen=True)
+class SealedSecret:
+    """A signing secret as the database holds it: encrypted under one of the operator's keys
+    (``backend/secret_box.py``), so it cannot sign anything until opened there."""
+
+    token: str
+
+    @property
+    def key_id(self) -> str | None:
+        """Which key sealed it; ``None`` for a value stored before sealing (plain text)."""
+        if not self.token.startswith(SEALED_PREFIX):
+            return None
+        key_id, dot, _ = self.token[len(SEALED_PREFIX) :].partition(".")
+        return key_id if dot else None
+
+    def __repr__(self) -> str:
+        return f"SealedSecret(key_id={self.key_id!r})"
+
+
+def sealed_or_none(token: str | None) -> SealedSecret | None:
+    return None if token is None else SealedSecret(token)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

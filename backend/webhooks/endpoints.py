@@ -6,6 +6,7 @@ Every URL is checked against the SSRF guard when it is registered, as a generati
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -27,12 +28,19 @@ from backend.webhooks import targets, url_guard
 MAX_ENDPOINTS_PER_ACCOUNT = 20
 
 
-def create_endpoint(
-    ctx: Context, account_id: str, request: WebhookEndpointCreate
-) -> EndpointRecord:
+@dataclass(frozen=True)
+class NewEndpoint:
+    """A created endpoint and its secret as created (the record holds it sealed)."""
+
+    record: EndpointRecord
+    secret: str
+
+
+def create_endpoint(ctx: Context, account_id: str, request: WebhookEndpointCreate) -> NewEndpoint:
     """Raises ``Conflict`` past :data:`MAX_ENDPOINTS_PER_ACCOUNT` (every event is sent to
     every subscribed endpoint, so their number bounds the work one job can cause)."""
     _require_public(ctx, account_id, request.url)
+    secret = security.new_signing_secret()
     with ctx.store.begin() as conn:
         if (
             endpoints_store.count_live_endpoints_locked(conn, account_id)
@@ -42,7 +50,7 @@ def create_endpoint(
                 f"an account can have at most {MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints; "
                 "delete one first"
             )
-        return endpoints_store.create_endpoint(
+        record = endpoints_store.create_endpoint(
             conn,
             endpoint_id=ids.endpoint_id(),
             account_id=account_id,
@@ -50,15 +58,25 @@ def create_endpoint(
             description=request.description,
             events=list(request.events),
             enabled=request.enabled,
-            secret=security.new_signing_secret(),
+            secret=ctx.secret_box.seal(secret),
             retry_schedule=request.retry_schedule,  # type: ignore[arg-type]
             timeout_seconds=request.timeout_seconds,
         )
+    return NewEndpoint(record, secret)
 
 
 def get_endpoint(ctx: Context, account_id: str, endpoint_id: str) -> EndpointRecord:
     with ctx.store.begin() as conn:
         return _owned(conn, account_id, endpoint_id)
+
+
+def current_secret(ctx: Context, account_id: str, endpoint_id: str) -> SigningSecret:
+    """The endpoint's current secret, opened to be shown to its owner."""
+    record = get_endpoint(ctx, account_id, endpoint_id)
+    return SigningSecret(
+        secret=ctx.secret_box.open(record.secret),
+        previous_secret_expires_at=record.previous_secret_expires_at,
+    )
 
 
 def list_endpoints(ctx: Context, account_id: str) -> list[EndpointRecord]:
@@ -99,7 +117,10 @@ def rotate_endpoint_secret(
     with ctx.store.begin() as conn:
         _owned(conn, account_id, endpoint_id)
         endpoints_store.rotate_secret(
-            conn, endpoint_id, new_secret=new_secret, previous_expires_at=until
+            conn,
+            endpoint_id,
+            new_secret=ctx.secret_box.seal(new_secret),
+            previous_expires_at=until,
         )
     return SigningSecret(secret=new_secret, previous_secret_expires_at=until)
 
@@ -113,7 +134,10 @@ def rotate_account_secret(
     with ctx.store.begin() as conn:
         if (
             accounts_store.rotate_signing_secret(
-                conn, account_id, new_secret=new_secret, previous_expires_at=until
+                conn,
+                account_id,
+                new_secret=ctx.secret_box.seal(new_secret),
+                previous_expires_at=until,
             )
             is None
         ):

@@ -51,11 +51,11 @@ class WebhookEndpointsResource:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = parse_body(req, WebhookEndpointCreate)
-        record = endpoints.create_endpoint(self.ctx, req.context.account_id, request)
+        new = endpoints.create_endpoint(self.ctx, req.context.account_id, request)
         resp.status = falcon.HTTP_201
-        resp.location = f"/v1/webhook-endpoints/{record.id}"
-        resp.text = WebhookEndpointCreated.model_validate(
-            record, from_attributes=True
+        resp.location = f"/v1/webhook-endpoints/{new.record.id}"
+        resp.text = WebhookEndpointCreated(
+            **to_endpoint(new.record).model_dump(), secret=new.secret
         ).model_dump_json()
 
     @operation(
@@ -132,10 +132,8 @@ class WebhookEndpointSecretResource:
         errors=(404,),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, endpoint_id: str) -> None:
-        record = endpoints.get_endpoint(self.ctx, req.context.account_id, endpoint_id)
-        resp.text = SigningSecret(
-            secret=record.secret, previous_secret_expires_at=record.previous_secret_expires_at
-        ).model_dump_json()
+        secret = endpoints.current_secret(self.ctx, req.context.account_id, endpoint_id)
+        resp.text = secret.model_dump_json()
 
 
 class RotateWebhookEndpointSecretResource:

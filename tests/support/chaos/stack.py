@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from backend import bundled_redis
 from backend.commands import SIMULATOR_APP, gunicorn_command
+from backend.secret_box import generate_key
 from backend.simulator.credentials import PREFIXES, provider_settings
 from backend.store.engine import create_engine, normalize_url
 from tests.support.faults import CONTROL_TOKEN
@@ -123,7 +124,9 @@ class ChaosStack:
         self.database_name = f"{base.database or 'genhook'}_{secrets.token_hex(4)}"
         self.database_url = base.set(database=self.database_name).render_as_string(False)
         self.redis_port = bundled_redis.free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_password = bundled_redis.new_password()
+        self.redis_url = bundled_redis.url_for(self.redis_port, self.redis_password)
+        self.secret_key = generate_key()
         self.redis_dir = self.work_dir / "redis"
         self.api_url = f"http://127.0.0.1:{bundled_redis.free_port()}"
         self.simulator_url = f"http://127.0.0.1:{bundled_redis.free_port()}"
@@ -150,7 +153,10 @@ class ChaosStack:
         (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         env = self.environment()
-        self._add("redis", bundled_redis.server_command(self.redis_dir, self.redis_port), env)
+        redis_command = bundled_redis.server_command(
+            self.redis_dir, self.redis_port, self.redis_password
+        )
+        self._add("redis", redis_command, env)
         sim_bind = self.simulator_url.removeprefix("http://")
         self._add("simulator", gunicorn_command(sim_bind, 1, SIMULATOR_APP, threads=8), env)
         api_bind = self.api_url.removeprefix("http://")
@@ -178,6 +184,7 @@ class ChaosStack:
             **providers,
             "GENHOOK_DATABASE_URL": self.database_url,
             "GENHOOK_REDIS_URL": self.redis_url,
+            "GENHOOK_SECRET_KEY": self.secret_key,
             "GENHOOK_VAR_DIR": str(self.work_dir / "var"),
             "GENHOOK_SIMULATOR_URL": self.simulator_url,
             "GENHOOK_SIMULATOR_RENDER_SECONDS": str(self.render_seconds),
