@@ -31,6 +31,7 @@ from backend.settings import Settings
 from backend.store.api_keys import LAST_USED_RESOLUTION_SECONDS
 from backend.store.tables import api_keys
 from backend.store.types import utcnow
+from tests.conftest import TEST_SECRET_KEY
 from tests.support.receiver import WebhookReceiver
 from tests.test_ssrf import ended_with_delivery, new_job
 
@@ -214,6 +215,7 @@ def test_last_used_is_recorded_and_rewritten_at_most_once_a_minute(
 
 def genhook(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENHOOK_")}
+    env["GENHOOK_SECRET_KEY"] = TEST_SECRET_KEY
     return subprocess.run(
         [GENHOOK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
@@ -354,9 +356,10 @@ def test_an_endpoint_secret_rotated_with_no_overlap_signs_alone(
     with ctx.store.begin() as conn:
         endpoint = endpoints_store.get_endpoint(conn, endpoint_id)
     assert endpoint is not None
-    assert active_secrets(
+    signing = active_secrets(
         endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, ctx.now()
-    ) == [rotated.json["secret"]]
+    )
+    assert [ctx.secret_box.open(secret) for secret in signing] == [rotated.json["secret"]]
 
 
 @pytest.mark.parametrize("overlap", [-1, 7 * 24 * 3600 + 1, "soon", 1.5])
