@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from backend import ids, security
 from backend.api_keys import PREFIX_LENGTH, create_key
@@ -79,14 +82,13 @@ def issue_api_key(ctx: Context, account_id: str) -> str:
 def set_private_webhooks(ctx: Context, email: str, allowed: bool) -> AccountRecord:
     """An operator's decision: may this account's webhooks and image fetches reach the
     private networks of ``private_webhook_networks``? Raises ``NotFound``."""
-    with ctx.store.begin() as conn:
-        account = accounts_store.get_account_by_email(conn, email.lower())
-        if account is None:
-            raise NotFound(f"no account with email {email!r}")
-        accounts_store.set_allow_private_webhooks(conn, account.id, allowed)
-        updated = accounts_store.get_account(conn, account.id)
-    assert updated is not None
-    return updated
+    return _change_account(
+        ctx,
+        email,
+        lambda conn, account_id: accounts_store.set_allow_private_webhooks(
+            conn, account_id, allowed
+        ),
+    )
 
 
 def get_account(ctx: Context, account_id: str) -> AccountRecord | None:
@@ -97,11 +99,23 @@ def get_account(ctx: Context, account_id: str) -> AccountRecord | None:
 def set_max_jobs_in_flight(ctx: Context, email: str, cap: int | None) -> AccountRecord:
     """An operator's cap on the account's unfinished jobs (``None``: the server's
     default); raises ``NotFound`` for an unknown email. Takes effect at the next submission."""
+    return _change_account(
+        ctx,
+        email,
+        lambda conn, account_id: accounts_store.set_max_jobs_in_flight(conn, account_id, cap),
+    )
+
+
+def _change_account(
+    ctx: Context, email: str, change: Callable[[sa.Connection, str], None]
+) -> AccountRecord:
+    """An operator's ``change`` to the account with ``email``, in one transaction; the
+    account as it is after it. Raises ``NotFound`` for an unknown email."""
     with ctx.store.begin() as conn:
         account = accounts_store.get_account_by_email(conn, email.lower())
         if account is None:
             raise NotFound(f"no account with email {email!r}")
-        accounts_store.set_max_jobs_in_flight(conn, account.id, cap)
+        change(conn, account.id)
         updated = accounts_store.get_account(conn, account.id)
     assert updated is not None
     return updated

@@ -7,9 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from backend.settings import Settings, get_settings
 from backend.worker_pools import QUEUES
+
+if TYPE_CHECKING:  # the commands import what they need when run: a fast CLI start
+    from backend.context import Context
+    from backend.store.accounts import AccountRecord
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -414,14 +419,11 @@ def _accounts_set(args: argparse.Namespace) -> int:
 def _accounts_keys(args: argparse.Namespace) -> int:
     from backend.api_keys import list_keys
     from backend.context import build_context
-    from backend.store import accounts as accounts_store
 
     ctx = build_context(get_settings())
     try:
-        with ctx.store.begin() as conn:
-            account = accounts_store.get_account_by_email(conn, args.email.lower())
+        account = _account_by_email(ctx, args.email)
         if account is None:
-            print(f"genhook: no account with email {args.email!r}", file=sys.stderr)
             return 1
         keys = list_keys(ctx, account.id)
     finally:
@@ -438,14 +440,11 @@ def _accounts_keys(args: argparse.Namespace) -> int:
 def _accounts_create_key(args: argparse.Namespace) -> int:
     from backend.accounts import issue_api_key
     from backend.context import build_context
-    from backend.store import accounts as accounts_store
 
     ctx = build_context(get_settings())
     try:
-        with ctx.store.begin() as conn:
-            account = accounts_store.get_account_by_email(conn, args.email.lower())
+        account = _account_by_email(ctx, args.email)
         if account is None:
-            print(f"genhook: no account with email {args.email!r}", file=sys.stderr)
             return 1
         api_key = issue_api_key(ctx, account.id)
     finally:
@@ -566,3 +565,14 @@ def _secrets_rotate(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _account_by_email(ctx: Context, email: str) -> AccountRecord | None:
+    """The account with ``email``, or ``None`` once that is said on stderr."""
+    from backend.store import accounts as accounts_store
+
+    with ctx.store.begin() as conn:
+        account = accounts_store.get_account_by_email(conn, email.lower())
+    if account is None:
+        print(f"genhook: no account with email {email!r}", file=sys.stderr)
+    return account

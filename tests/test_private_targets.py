@@ -28,6 +28,7 @@ from backend.settings import Settings
 from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import PREFIXES
 from backend.store import deliveries as deliveries_store
+from tests.conftest import TEST_SECRET_KEY
 from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN
 from tests.support.receiver import Reply, WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
@@ -50,7 +51,9 @@ def settings(
     test's database, Redis and simulator."""
     base = Settings.model_validate({"var_dir": tmp_path, "simulator_url": simulator})
     env = {
-        **up.stack_environment(base, redis_url=redis_url, base_url="http://127.0.0.1:9"),
+        **up.stack_environment(
+            base, redis_url=redis_url, base_url="http://127.0.0.1:9", secret_key=TEST_SECRET_KEY
+        ),
         **up.provider_environment(base, list(PREFIXES), "http://127.0.0.1:9"),
     }
     env.pop("GENHOOK_PUBLIC_BASE_URL", None)  # nothing listens there in this test
@@ -73,7 +76,7 @@ def demo(ctx: Context, tmp_path: Path) -> NewAccount:
     made = up.ensure_demo_account(ctx, tmp_path / "demo-account.json")
     found = get_account(ctx, made.account_id)
     assert found is not None
-    return NewAccount(account=found, api_key=made.api_key)
+    return NewAccount(account=found, api_key=made.api_key, signing_secret=made.signing_secret)
 
 
 def bearer(account: NewAccount) -> dict[str, str]:
@@ -364,8 +367,12 @@ def test_up_gives_its_simulator_a_random_token_and_keeps_it_for_the_operator(
     tmp_path: Path,
 ) -> None:
     base = Settings.model_validate({"var_dir": tmp_path})
-    first = up.stack_environment(base, redis_url="redis://x", base_url="http://127.0.0.1:1")
-    second = up.stack_environment(base, redis_url="redis://x", base_url="http://127.0.0.1:1")
+    first = up.stack_environment(
+        base, redis_url="redis://x", base_url="http://127.0.0.1:1", secret_key=TEST_SECRET_KEY
+    )
+    second = up.stack_environment(
+        base, redis_url="redis://x", base_url="http://127.0.0.1:1", secret_key=TEST_SECRET_KEY
+    )
     token = first["GENHOOK_SIMULATOR_CONTROL_TOKEN"]
     assert len(token) >= 32 and token != second["GENHOOK_SIMULATOR_CONTROL_TOKEN"]
     assert "GENHOOK_WEBHOOK_ALLOWED_NETWORKS" not in first

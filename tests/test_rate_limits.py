@@ -414,6 +414,9 @@ def test_redeliver_calls_have_their_own_quota(
     receiver.wait_for(1)
     delivery_id = deliveries_of(api, auth, job["id"])[0]["id"]
     path = f"/v1/deliveries/{delivery_id}/redeliver"
+    # (recorded as delivered first: a redeliver while an attempt is in flight only brings
+    # that attempt forward)
+    wait_until(lambda: read_delivery(api, auth, delivery_id)["status"] == "delivered")
 
     # When the client redelivers it three times, each after the last one arrived
     answers = []

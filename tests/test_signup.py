@@ -246,7 +246,7 @@ def test_the_database_lets_a_token_be_used_and_an_account_verified_once(ctx: Con
     now = ctx.now()
     with ctx.store.begin() as conn:
         account = accounts_store.create_unverified_account(
-            conn, account_id="acct_1", email=NEW, signing_secret="whsec_x"
+            conn, account_id="acct_1", email=NEW, signing_secret=ctx.secret_box.seal("whsec_x")
         )
         token = signup_store.add_token(
             conn,

@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import httpx
+from pydantic import SecretStr
 
 from backend.accounts import create_account
 from backend.commands import api_command
@@ -50,6 +51,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
+        elif isinstance(value, SecretStr):
+            value = value.get_secret_value()
         env[f"GENHOOK_{name.upper()}"] = str(value)
     return env
 
