@@ -27,10 +27,9 @@ def require_room_in_flight(conn: sa.Connection, settings: Settings, account_id: 
     cap = account.max_jobs_in_flight
     if cap is None:
         cap = settings.max_jobs_in_flight
-    in_flight = jobs_store.count_in_flight(conn, account_id)
-    if in_flight >= cap:
+    if jobs_store.count_in_flight(conn, account_id, up_to=cap) >= cap:
         raise TooManyJobsInFlight(
             f"this account may have at most {cap} generations in flight (pending or "
-            f"processing) and has {in_flight}; submit again when one has finished",
+            f"processing) and has that many; submit again when one has finished",
             retry_after_seconds=RETRY_AFTER_SECONDS,
         )

@@ -138,16 +138,18 @@ def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Jo
     return _record(row) if row else None
 
 
-def count_in_flight(conn: sa.Connection, account_id: str) -> int:
-    """The account's jobs not yet finished (``pending`` or ``processing``)."""
+def count_in_flight(conn: sa.Connection, account_id: str, *, up_to: int) -> int:
+    """The account's jobs not yet finished (``pending`` or ``processing``), counted no
+    further than ``up_to``: the cap check needs no more, and a submission's cost then stays
+    bounded by the cap however many jobs an account has waiting."""
     unfinished = [s.value for s in JobStatus if not s.is_terminal]
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(jobs)
-            .where(jobs.c.account_id == account_id, jobs.c.status.in_(unfinished))
-        ).scalar_one()
+    first = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.account_id == account_id, jobs.c.status.in_(unfinished))
+        .limit(up_to)
+        .subquery()
     )
+    return int(conn.execute(sa.select(sa.func.count()).select_from(first)).scalar_one())
 
 
 def get_account_job(conn: sa.Connection, account_id: str, job_id: str) -> JobRecord | None:
