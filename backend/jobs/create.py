@@ -69,7 +69,7 @@ def create_generation(
     # flight it may, makes genhook fetch nothing. The checks in the insert's transaction
     # below stay the authority (a parallel job may spend the balance or take the slot).
     with ctx.store.begin() as conn:
-        require_room_in_flight(conn, ctx.settings, account_id)
+        require_room_in_flight(conn, ctx.settings, account_id, final=False)
         require_balance(conn, account_id, charged)
     image = _checked_image(ctx, reach, request.image_url, "image_url")
     end_image = _checked_image(ctx, reach, request.end_image_url, "end_image_url")
@@ -77,8 +77,6 @@ def create_generation(
     max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()
     with ctx.store.begin() as conn:
-        # First: it locks the account's row, so concurrent submissions queue here.
-        require_room_in_flight(conn, ctx.settings, account_id)
         image_id = _store_image(conn, account_id, image)
         end_image_id = _store_image(conn, account_id, end_image)
         job = jobs_store.insert_job(
@@ -101,7 +99,10 @@ def create_generation(
             deadline_at=ctx.now() + timedelta(seconds=max_wait),
             eta_seconds=first.typical_render_seconds,
         )
-        # Raises InsufficientCredits, which rolls the inserts back with it.
+        # Locks the account's row: concurrent submissions are counted one after the other
+        # from here, each seeing the others' committed jobs. Both raise, rolling the
+        # inserts back with them.
+        require_room_in_flight(conn, ctx.settings, account_id, final=True)
         charge(conn, account_id=account_id, job_id=job_id, amount=charged)
         if idempotency is not None:
             remember(conn, ctx, idempotency, Answer(202, accepted_body(ctx, job)))

@@ -18,16 +18,25 @@ from backend.store import jobs as jobs_store
 RETRY_AFTER_SECONDS = 10
 
 
-def require_room_in_flight(conn: sa.Connection, settings: Settings, account_id: str) -> None:
-    """Lock the account's row and raise ``TooManyJobsInFlight`` if it already has as many
-    unfinished jobs as its cap (the operator's per-account value, else the setting)."""
-    account = accounts_store.get_account(conn, account_id, for_update=True)
+def require_room_in_flight(
+    conn: sa.Connection, settings: Settings, account_id: str, *, final: bool
+) -> None:
+    """Raise ``TooManyJobsInFlight`` if the account already has as many unfinished jobs as
+    its cap (the operator's per-account value, else the setting).
+
+    ``final``: in the insert's transaction, right after the job's own insert. The account's
+    row is locked first, so concurrent submissions are counted one after the other, and the
+    new job counts among the unfinished ones. Locking this late keeps the lock (which the
+    debit takes anyway) for the end of the transaction only. Without ``final``: an early,
+    unlocked check that spares a submission that would be refused its image fetches."""
+    account = accounts_store.get_account(conn, account_id, for_update=final)
     if account is None:
         raise NotFound("account not found")
     cap = account.max_jobs_in_flight
     if cap is None:
         cap = settings.max_jobs_in_flight
-    if jobs_store.count_in_flight(conn, account_id, up_to=cap) >= cap:
+    allowed = cap + 1 if final else cap  # the job being inserted counts itself when final
+    if jobs_store.count_in_flight(conn, account_id, up_to=allowed) >= allowed:
         raise TooManyJobsInFlight(
             f"this account may have at most {cap} generations in flight (pending or "
             f"processing) and has that many; submit again when one has finished",

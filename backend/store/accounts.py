@@ -134,7 +134,9 @@ def get_account(
     serialises the account's submissions (PostgreSQL; SQLite's transactions already are)."""
     query = sa.select(accounts).where(accounts.c.id == account_id)
     if for_update:
-        query = query.with_for_update()
+        # NO KEY UPDATE: a job insert in the same or another transaction holds KEY SHARE on
+        # the account (its foreign key), which FOR UPDATE would deadlock against.
+        query = query.with_for_update(key_share=True)
     row = conn.execute(query).first()
     return _record(row) if row else None
 
