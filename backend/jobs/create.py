@@ -69,7 +69,8 @@ def create_generation(
     # flight it may, makes genhook fetch nothing. The checks in the insert's transaction
     # below stay the authority (a parallel job may spend the balance or take the slot).
     with ctx.store.begin() as conn:
-        require_room_in_flight(conn, ctx.settings, account_id, final=False)
+        if request.image_url or request.end_image_url:
+            require_room_in_flight(conn, ctx.settings, account_id, final=False)
         require_balance(conn, account_id, charged)
     image = _checked_image(ctx, reach, request.image_url, "image_url")
     end_image = _checked_image(ctx, reach, request.end_image_url, "end_image_url")
