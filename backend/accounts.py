@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from backend import ids, security
 from backend.api_keys import PREFIX_LENGTH, create_key
 from backend.context import Context
-from backend.errors import NotFound
 from backend.idempotency import Answer, IdempotencyKey, remember
 from backend.schemas.accounts import SignupResponse
 from backend.store import accounts as accounts_store
@@ -112,9 +111,7 @@ def _change_account(
     """An operator's ``change`` to the account with ``email``, in one transaction; the
     account as it is after it. Raises ``NotFound`` for an unknown email."""
     with ctx.store.begin() as conn:
-        account = accounts_store.get_account_by_email(conn, email.lower())
-        if account is None:
-            raise NotFound(f"no account with email {email!r}")
+        account = accounts_store.require_account_by_email(conn, email)
         change(conn, account.id)
         updated = accounts_store.get_account(conn, account.id)
     assert updated is not None

@@ -96,9 +96,7 @@ def revoke_by_prefix(ctx: Context, email: str, prefix: str) -> tuple[ApiKeyRecor
     an unknown email or a prefix matching no live key, ``Conflict`` for one matching
     several."""
     with ctx.store.begin() as conn:
-        account = accounts_store.get_account_by_email(conn, email.lower())
-        if account is None:
-            raise NotFound(f"no account with email {email!r}")
+        account = accounts_store.require_account_by_email(conn, email)
         live = keys_store.live_keys_locked(conn, account.id)
         matching = [key for key in live if key.key_prefix.startswith(prefix)]
         if not matching:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from backend.settings import Settings, get_settings
 from backend.worker_pools import QUEUES
@@ -15,6 +15,8 @@ from backend.worker_pools import QUEUES
 if TYPE_CHECKING:  # the commands import what they need when run: a fast CLI start
     from backend.context import Context
     from backend.store.accounts import AccountRecord
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,24 +372,43 @@ def _providers(args: argparse.Namespace) -> int:
     return 0 if all(result.ok for result in probes.values()) else 1
 
 
-def _accounts_create(args: argparse.Namespace) -> int:
-    from backend.accounts import create_account
+def _on_context(action: Callable[[Context], T]) -> T | None:
+    """Run an operator command's ``action`` on a context of its own. A ``ClientError`` (an
+    unknown email, a refused change) is said on stderr and gives ``None``: exit 1, with
+    nothing written."""
     from backend.context import build_context
-    from backend.errors import Conflict
+    from backend.errors import ClientError
 
     ctx = build_context(get_settings())
     try:
-        new = create_account(
+        return action(ctx)
+    except ClientError as exc:
+        print(f"genhook: {exc.detail}", file=sys.stderr)
+        return None
+    finally:
+        ctx.close()
+
+
+def _account(ctx: Context, email: str) -> AccountRecord:
+    from backend.store import accounts as accounts_store
+
+    with ctx.store.begin() as conn:
+        return accounts_store.require_account_by_email(conn, email)
+
+
+def _accounts_create(args: argparse.Namespace) -> int:
+    from backend.accounts import create_account
+
+    new = _on_context(
+        lambda ctx: create_account(
             ctx,
             args.email,
             credits=args.credits,
             allow_private_webhooks=args.allow_private_webhooks,
         )
-    except Conflict as exc:
-        print(f"genhook: {exc.detail}", file=sys.stderr)
+    )
+    if new is None:
         return 1
-    finally:
-        ctx.close()
     print(f"account         {new.account.id} ({new.account.email})")
     print(f"credits         {new.account.credits}")
     print(f"api key         {new.api_key}   (shown once)")
@@ -399,17 +420,12 @@ def _accounts_create(args: argparse.Namespace) -> int:
 
 def _accounts_set(args: argparse.Namespace) -> int:
     from backend.accounts import set_private_webhooks
-    from backend.context import build_context
-    from backend.errors import ClientError
 
-    ctx = build_context(get_settings())
-    try:
-        account = set_private_webhooks(ctx, args.email, args.allow_private_webhooks)
-    except ClientError as exc:
-        print(f"genhook: {exc.detail}", file=sys.stderr)
+    account = _on_context(
+        lambda ctx: set_private_webhooks(ctx, args.email, args.allow_private_webhooks)
+    )
+    if account is None:
         return 1
-    finally:
-        ctx.close()
     allowed = "allowed" if account.allow_private_webhooks else "refused"
     print(f"account         {account.id} ({account.email})")
     print(f"private webhook targets {allowed}")
@@ -418,16 +434,10 @@ def _accounts_set(args: argparse.Namespace) -> int:
 
 def _accounts_keys(args: argparse.Namespace) -> int:
     from backend.api_keys import list_keys
-    from backend.context import build_context
 
-    ctx = build_context(get_settings())
-    try:
-        account = _account_by_email(ctx, args.email)
-        if account is None:
-            return 1
-        keys = list_keys(ctx, account.id)
-    finally:
-        ctx.close()
+    keys = _on_context(lambda ctx: list_keys(ctx, _account(ctx, args.email).id))
+    if keys is None:
+        return 1
     print(f"{'prefix':<12} {'created':<26} {'last used':<26} revoked")
     for key in keys:
         print(
@@ -439,16 +449,15 @@ def _accounts_keys(args: argparse.Namespace) -> int:
 
 def _accounts_create_key(args: argparse.Namespace) -> int:
     from backend.accounts import issue_api_key
-    from backend.context import build_context
 
-    ctx = build_context(get_settings())
-    try:
-        account = _account_by_email(ctx, args.email)
-        if account is None:
-            return 1
-        api_key = issue_api_key(ctx, account.id)
-    finally:
-        ctx.close()
+    def issue(ctx: Context) -> tuple[AccountRecord, str]:
+        account = _account(ctx, args.email)
+        return account, issue_api_key(ctx, account.id)
+
+    issued = _on_context(issue)
+    if issued is None:
+        return 1
+    account, api_key = issued
     print(f"account         {account.id} ({account.email})")
     print(f"api key         {api_key}   (shown once)")
     return 0
@@ -458,17 +467,11 @@ def _accounts_revoke_key(args: argparse.Namespace) -> int:
     """Exit 1, with nothing revoked, for an unknown email or a prefix that matches no live
     key, or several."""
     from backend.api_keys import revoke_by_prefix
-    from backend.context import build_context
-    from backend.errors import ClientError
 
-    ctx = build_context(get_settings())
-    try:
-        key, live_left = revoke_by_prefix(ctx, args.email, args.prefix)
-    except ClientError as exc:
-        print(f"genhook: {exc.detail}", file=sys.stderr)
+    revoked = _on_context(lambda ctx: revoke_by_prefix(ctx, args.email, args.prefix))
+    if revoked is None:
         return 1
-    finally:
-        ctx.close()
+    key, live_left = revoked
     print(f"revoked         {key.key_prefix}… at {_when(key.revoked_at)}")
     print(f"live keys left  {live_left}")
     if live_left == 0:
@@ -483,18 +486,11 @@ def _when(at: datetime | None) -> str:
 def _accounts_grant(args: argparse.Namespace) -> int:
     """Exit 1, with nothing written, for an unknown email, a balance that would drop below
     zero, or a zero amount or empty reason."""
-    from backend.context import build_context
-    from backend.errors import ClientError
     from backend.ledger import grant_credits
 
-    ctx = build_context(get_settings())
-    try:
-        done = grant_credits(ctx, args.email, args.credits, args.reason)
-    except ClientError as exc:
-        print(f"genhook: {exc.detail}", file=sys.stderr)
+    done = _on_context(lambda ctx: grant_credits(ctx, args.email, args.credits, args.reason))
+    if done is None:
         return 1
-    finally:
-        ctx.close()
     print(f"account         {done.account.id} ({done.account.email})")
     print(f"granted         {done.credits:+d}")
     print(f"credits         {done.balance}")
@@ -504,19 +500,14 @@ def _accounts_grant(args: argparse.Namespace) -> int:
 def _accounts_set_limits(args: argparse.Namespace) -> int:
     """Exit 1, with nothing written, for an unknown email."""
     from backend.accounts import set_max_jobs_in_flight
-    from backend.context import build_context
-    from backend.errors import ClientError
 
-    ctx = build_context(get_settings())
-    try:
-        account = set_max_jobs_in_flight(ctx, args.email, args.max_jobs_in_flight)
-    except ClientError as exc:
-        print(f"genhook: {exc.detail}", file=sys.stderr)
+    account = _on_context(
+        lambda ctx: set_max_jobs_in_flight(ctx, args.email, args.max_jobs_in_flight)
+    )
+    if account is None:
         return 1
-    finally:
-        ctx.close()
     cap = account.max_jobs_in_flight
-    shown = f"{ctx.settings.max_jobs_in_flight} (the server's default)" if cap is None else cap
+    shown = f"{get_settings().max_jobs_in_flight} (the server's default)" if cap is None else cap
     print(f"account             {account.id} ({account.email})")
     print(f"max jobs in flight  {shown}")
     return 0
@@ -565,14 +556,3 @@ def _secrets_rotate(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _account_by_email(ctx: Context, email: str) -> AccountRecord | None:
-    """The account with ``email``, or ``None`` once that is said on stderr."""
-    from backend.store import accounts as accounts_store
-
-    with ctx.store.begin() as conn:
-        account = accounts_store.get_account_by_email(conn, email.lower())
-    if account is None:
-        print(f"genhook: no account with email {email!r}", file=sys.stderr)
-    return account

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from backend.context import Context
-from backend.errors import InsufficientCredits, NotFound, ValidationFailed
+from backend.errors import InsufficientCredits, ValidationFailed
 from backend.schemas.ledger import ENTRY_ID_PREFIX, LedgerEntry, LedgerList, LedgerListQuery
 from backend.store import accounts as accounts_store
 from backend.store import ledger as ledger_store
@@ -105,9 +105,7 @@ def grant_credits(ctx: Context, email: str, credits: int, note: str) -> Grant:
             "reason", f"must be at most {MAX_NOTE_CHARS} characters, without NUL"
         )
     with ctx.store.begin() as conn:
-        account = accounts_store.get_account_by_email(conn, email.strip().lower())
-        if account is None:
-            raise NotFound(f"no account with email {email!r}")
+        account = accounts_store.require_account_by_email(conn, email)
         if not accounts_store.try_adjust_credits(conn, account.id, credits):
             raise _out_of_range(conn, account, credits)
         accounts_store.add_ledger_entry(

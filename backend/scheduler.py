@@ -146,36 +146,23 @@ def run_forever(ctx: Context) -> None:
     signal.signal(signal.SIGINT, on_signal)
     runs = Runs()
     scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        runs.track(OverdueRecovery()),
-        "interval",
-        args=[ctx],
-        seconds=ctx.settings.recovery_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        id="overdue-recovery",
-        max_instances=1,
-        coalesce=True,
+    periodic = (
+        ("overdue-recovery", OverdueRecovery(), ctx.settings.recovery_interval_seconds),
+        ("recovery-sweep", sweep_once, ctx.settings.sweep_interval_seconds),
+        ("provider-health-probe", probe_once, ctx.settings.provider_health_interval_seconds),
     )
-    scheduler.add_job(
-        runs.track(sweep_once),
-        "interval",
-        args=[ctx],
-        seconds=ctx.settings.sweep_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        id="recovery-sweep",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        runs.track(probe_once),
-        "interval",
-        args=[ctx],
-        seconds=ctx.settings.provider_health_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        id="provider-health-probe",
-        max_instances=1,
-        coalesce=True,
-    )
+    for job_id, run, every_seconds in periodic:
+        # Each starts at once, never overlaps itself, and a missed run is not repeated.
+        scheduler.add_job(
+            runs.track(run),
+            "interval",
+            args=[ctx],
+            seconds=every_seconds,
+            next_run_time=datetime.now(UTC),
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+        )
     log.info(
         "scheduler: overdue work recovered every %gs (%gs of grace)",
         ctx.settings.recovery_interval_seconds,

@@ -59,6 +59,11 @@ def with_limits(ctx: Context, **values: object) -> Context:
     return limited
 
 
+def api_with_limits(ctx: Context, **values: object) -> testing.TestClient:
+    """An API (and actors) running with tighter limits than the suite's."""
+    return testing.TestClient(create_app(with_limits(ctx, **values)))
+
+
 def windows(header: str, pattern: re.Pattern[str]) -> dict[str, dict[str, int]]:
     return {
         m["name"]: {k: int(v) for k, v in m.groupdict().items() if k != "name"}
@@ -106,8 +111,7 @@ def test_every_answer_carries_the_ratelimit_fields_and_a_burst_past_them_is_a_42
 def test_the_sustained_window_refuses_once_the_bursts_add_up(
     ctx: Context, auth: dict[str, str]
 ) -> None:
-    limited = with_limits(ctx, rate_limit_reads="100/second;4/minute")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, rate_limit_reads="100/second;4/minute")
     assert [api.simulate_get("/v1/account", headers=auth).status_code for _ in range(4)] == [
         200
     ] * 4
@@ -144,8 +148,7 @@ def test_writes_are_counted_apart_from_reads_and_a_refused_write_changes_nothing
 
 
 def test_each_account_has_its_own_count(ctx: Context, auth: dict[str, str]) -> None:
-    limited = with_limits(ctx, rate_limit_reads="1/minute")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, rate_limit_reads="1/minute")
     other = create_account(ctx, "neighbour@example.com")
     assert api.simulate_get("/v1/account", headers=auth).status_code == 200
     assert api.simulate_get("/v1/account", headers=auth).status_code == 429
@@ -191,8 +194,7 @@ def test_two_api_processes_share_one_count_in_redis(
 def test_public_routes_are_not_counted_against_an_account(
     ctx: Context, auth: dict[str, str]
 ) -> None:
-    limited = with_limits(ctx, rate_limit_reads="1/minute")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, rate_limit_reads="1/minute")
 
     # When the client reads the public catalog, with its key, three times
     public = [api.simulate_get("/v1/models", headers=auth) for _ in range(3)]
@@ -277,8 +279,7 @@ def test_the_settings_cap_applies_and_a_finished_job_frees_its_slot(
     ctx: Context, auth: dict[str, str], account: NewAccount
 ) -> None:
     # Given the server's default cap of 2 and two jobs in flight
-    limited = with_limits(ctx, max_jobs_in_flight=2)
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, max_jobs_in_flight=2)
     first = submit(api, auth)
     submit(api, auth)
     before = balance(ctx, account)
@@ -407,8 +408,7 @@ def test_redeliver_calls_have_their_own_quota(
     hooks: tuple[WebhookReceiver, str],
 ) -> None:
     receiver, url = hooks
-    limited = with_limits(ctx, quota_redeliveries="2/hour")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, quota_redeliveries="2/hour")
     job = submit(api, auth, webhook_url=url)
     wait_for_status(api, auth, job["id"], "completed")
     receiver.wait_for(1)
@@ -442,8 +442,7 @@ def test_redeliver_calls_have_their_own_quota(
 
 
 def test_recover_calls_have_their_own_quota(ctx: Context, auth: dict[str, str]) -> None:
-    limited = with_limits(ctx, quota_recovers="1/hour")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, quota_recovers="1/hour")
     since = {"since": "2026-01-01T00:00:00Z"}
     endpoint = api.simulate_post(
         "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hooks"}, headers=auth
@@ -487,8 +486,7 @@ def test_signups_are_limited_per_client_address(ctx: Context) -> None:
 
 
 def test_signups_are_limited_per_email_domain(ctx: Context) -> None:
-    limited = with_limits(ctx, signup_limit_per_domain="2/hour")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, signup_limit_per_domain="2/hour")
 
     answers = [
         sign_up(api, f"user{n}@Example.org", remote_addr=f"198.51.100.{n}") for n in range(3)
@@ -504,8 +502,7 @@ def test_behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_forwarded_
     ctx: Context,
 ) -> None:
     # Given the API behind a proxy at 10.0.0.2 that the operator trusts
-    limited = with_limits(ctx, signup_limit_per_address="1/hour", trusted_proxies="10.0.0.0/24")
-    api = testing.TestClient(create_app(limited))
+    api = api_with_limits(ctx, signup_limit_per_address="1/hour", trusted_proxies="10.0.0.0/24")
     proxy = {"remote_addr": "10.0.0.2"}
 
     def via_proxy(email: str, forwarded: str) -> testing.Result:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from backend.errors import Conflict
+from backend.errors import Conflict, NotFound
 from backend.store.api_keys import add_key
 from backend.store.ledger import LedgerReason
 from backend.store.tables import accounts, credit_ledger
@@ -150,6 +150,14 @@ def set_max_jobs_in_flight(conn: sa.Connection, account_id: str, cap: int | None
 def get_account_by_email(conn: sa.Connection, email: str) -> AccountRecord | None:
     row = conn.execute(sa.select(accounts).where(accounts.c.email == email)).first()
     return _record(row) if row else None
+
+
+def require_account_by_email(conn: sa.Connection, email: str) -> AccountRecord:
+    """The account an operator names by email (any case, spaces trimmed); ``NotFound``."""
+    account = get_account_by_email(conn, email.strip().lower())
+    if account is None:
+        raise NotFound(f"no account with email {email!r}")
+    return account
 
 
 def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
