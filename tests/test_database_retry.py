@@ -105,3 +105,14 @@ def test_a_request_cut_while_committing_is_a_503_not_run_twice(
     assert len(inserted) == 1
     assert job_count(ctx) == 0
     assert balance(ctx, account) == account.account.credits
+
+
+def test_an_api_key_lookup_cut_midway_is_run_again(
+    api: testing.TestClient, auth: dict[str, str], ctx: Context
+) -> None:
+    # The lookup runs in the authentication middleware, before any responder's own retry
+    with connection_cut_once(ctx, "SELECT API_KEYS") as cuts:
+        result = api.simulate_get(GENERATIONS, headers=auth)
+
+    assert cuts, "the connection was cut during the key lookup"
+    assert result.status_code == 200, result.text

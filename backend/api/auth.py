@@ -6,6 +6,7 @@ from typing import Any
 
 import falcon
 
+from backend.api.retry import once_more_if_connection_lost
 from backend.api_keys import authenticate
 from backend.context import Context
 from backend.errors import Unauthorized
@@ -29,7 +30,11 @@ class BearerAuth:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
-        found = authenticate(self.ctx, key.strip())
+        # A lookup cut by a lost connection runs again, as responders do (``retry.py``):
+        # noting the key's use twice writes the same thing.
+        found = once_more_if_connection_lost(
+            lambda: authenticate(self.ctx, key.strip()), "the API key lookup"
+        )
         if found is None:
             raise Unauthorized("the API key is not valid")
         req.context.account_id = found.account_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import falcon
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from backend.store import write_commits
 log = logging.getLogger(__name__)
 
 Responder = Callable[..., None]
+T = TypeVar("T")
 
 #: A connection that went away, as opposed to a query the database refused.
 LOST_CONNECTION = (sa.exc.OperationalError, sa.exc.InterfaceError)
@@ -45,6 +46,17 @@ def retrying_once(responder: Responder) -> Responder:
             responder(req, resp, **params)
 
     return run
+
+
+def once_more_if_connection_lost(call: Callable[[], T], what: str) -> T:
+    """``call``, run again once if its database connection was cut: for work that is safe
+    to repeat whole (reads, and writes that set the same value twice), such as looking up
+    the request's API key in the middleware, which runs before any responder's retry."""
+    try:
+        return call()
+    except LOST_CONNECTION as exc:
+        log.warning("database connection lost during %s (%s); running it again", what, exc)
+        return call()
 
 
 def retry_responders(resource: Any) -> None:
