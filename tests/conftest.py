@@ -185,7 +185,8 @@ def ctx(settings: Settings) -> Iterator[Context]:
 
 def assert_books_balance(ctx: Context) -> None:
     """After every scenario: no balance is negative, and each equals the sum of its
-    account's ledger (the signup grant, debits, refunds, price drops, operator grants)."""
+    account's ledger (the signup grant, debits, refunds, price drops, operator grants); and
+    each account's count of jobs in flight equals its unfinished jobs."""
     with ctx.store.begin() as conn:
         rows = conn.execute(
             sa.text(
@@ -194,9 +195,20 @@ def assert_books_balance(ctx: Context) -> None:
                 "GROUP BY a.id, a.email, a.credits"
             )
         ).all()
+        counted = conn.execute(
+            sa.text(
+                "SELECT a.email, a.jobs_in_flight, COUNT(j.id) AS unfinished "
+                "FROM accounts a LEFT JOIN jobs j ON j.account_id = a.id "
+                "AND j.status IN ('pending', 'processing') "
+                "GROUP BY a.id, a.email, a.jobs_in_flight"
+            )
+        ).all()
     unbalanced = [(r.email, r.credits, r.ledger) for r in rows if r.credits != r.ledger]
     assert not unbalanced, f"balance != ledger sum (email, balance, ledger): {unbalanced}"
     assert all(r.credits >= 0 for r in rows)
+    miscounted = [(r.email, r.jobs_in_flight, r.unfinished) for r in counted]
+    miscounted = [row for row in miscounted if row[1] != row[2]]
+    assert not miscounted, f"jobs_in_flight != unfinished jobs (email, counter, jobs): {miscounted}"
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ class AccountRecord:
     max_jobs_in_flight: int | None = None
     #: Webhooks and image fetches may reach ``private_webhook_networks`` (operators only).
     allow_private_webhooks: bool = False
+    #: Its jobs not finished yet (``pending`` or ``processing``).
+    jobs_in_flight: int = 0
 
 
 def _record(row: sa.Row) -> AccountRecord:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from backend.jobs.states import ALLOWED_TRANSITIONS, JobPhase, JobStatus, later_phase
 from backend.store import JOB_WRITE_HOOK
-from backend.store.tables import jobs
+from backend.store.tables import accounts, jobs
 from backend.store.types import record_from_row, utcnow
 
 
@@ -126,8 +126,19 @@ def insert_job(
         created_at=now,
         updated_at=now,
     )
-    conn.execute(jobs.insert().values(**values))
-    return get_job(conn, job_id)  # type: ignore[return-value]
+    row = conn.execute(jobs.insert().values(**values).returning(*jobs.c)).one()
+    _count_in_flight(conn, account_id, +1)
+    return _record(row)
+
+
+def _count_in_flight(conn: sa.Connection, account_id: str, change: int) -> None:
+    """Keep ``accounts.jobs_in_flight`` in step with the account's unfinished jobs, in the
+    transaction that inserts or finishes one (the row stays locked until it commits)."""
+    conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(jobs_in_flight=accounts.c.jobs_in_flight + change)
+    )
 
 
 def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> JobRecord | None:
@@ -136,20 +147,6 @@ def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Jo
         query = query.with_for_update()
     row = conn.execute(query).first()
     return _record(row) if row else None
-
-
-def count_in_flight(conn: sa.Connection, account_id: str, *, up_to: int) -> int:
-    """The account's jobs not yet finished (``pending`` or ``processing``), counted no
-    further than ``up_to``: the cap check needs no more, and a submission's cost then stays
-    bounded by the cap however many jobs an account has waiting."""
-    unfinished = [s.value for s in JobStatus if not s.is_terminal]
-    first = (
-        sa.select(jobs.c.id)
-        .where(jobs.c.account_id == account_id, jobs.c.status.in_(unfinished))
-        .limit(up_to)
-        .subquery()
-    )
-    return int(conn.execute(sa.select(sa.func.count()).select_from(first)).scalar_one())
 
 
 def get_account_job(conn: sa.Connection, account_id: str, job_id: str) -> JobRecord | None:
@@ -247,6 +244,8 @@ def transition(
     if to.is_terminal:
         values.setdefault("completed_at", now)
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    if to.is_terminal and not job.status.is_terminal:
+        _count_in_flight(conn, job.account_id, -1)
     job_written(conn, job_id)
     return get_job(conn, job_id)
 

@@ -41,6 +41,9 @@ accounts = sa.Table(
     # May webhooks (and image fetches) reach private networks (settings'
     # private_webhook_networks)? Set by operators only, never through the API.
     sa.Column("allow_private_webhooks", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Its jobs ``pending`` or ``processing``: counted up where a job is inserted and down where
+    # one finishes (``store/jobs.py``), in those transactions, so the cap is checked on a row.
+    sa.Column("jobs_in_flight", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
 
