@@ -80,14 +80,17 @@ def issue_api_key(ctx: Context, account_id: str) -> str:
 
 def set_private_webhooks(ctx: Context, email: str, allowed: bool) -> AccountRecord:
     """An operator's decision: may this account's webhooks and image fetches reach the
-    private networks of ``private_webhook_networks``? Raises ``NotFound``."""
-    return _change_account(
+    private networks of ``private_webhook_networks``? Raises ``NotFound``. API processes
+    see it within ``api_key_cache_seconds`` (this one at once)."""
+    account = _change_account(
         ctx,
         email,
         lambda conn, account_id: accounts_store.set_allow_private_webhooks(
             conn, account_id, allowed
         ),
     )
+    ctx.key_cache.forget_account(account.id)
+    return account
 
 
 def get_account(ctx: Context, account_id: str) -> AccountRecord | None:

@@ -1,7 +1,9 @@
 """An account's API keys: authenticate a request, create, list and revoke keys.
 
-Every request looks its key up in the database (there is no cache of keys), so a revoked
-key is refused from the very next request, in every API process. Rules:
+A request's key is looked up in the database, then remembered by its API process for
+``api_key_cache_seconds`` (``backend/api_key_cache.py``): a key revoked through the API is
+refused from the very next request to that process, and by every other process within those
+seconds. Rules:
 
 * an account has at most :data:`MAX_LIVE_KEYS` live keys;
 * the API refuses to revoke an account's last live key (409): the account would lock
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from backend import security
+from backend.api_key_cache import Caller
 from backend.context import Context
 from backend.errors import Conflict, NotFound
 from backend.schemas.api_keys import public_id
@@ -39,15 +42,31 @@ class NewApiKey:
     api_key: str
 
 
-def authenticate(ctx: Context, api_key: str) -> ApiKeyRecord | None:
-    """The live key ``api_key`` is, or ``None``; notes its use (at most once a minute)."""
+def authenticate(ctx: Context, api_key: str) -> Caller | None:
+    """Who the live key ``api_key`` speaks for, or ``None``; a lookup in the database notes
+    the key's use (at most once a minute).
+
+    The cache is keyed by the key's SHA-256, so finding an entry reveals nothing about the
+    keys that are not presented; a lookup compares the stored hash in constant time."""
     key_hash = security.hash_api_key(api_key)
+    remembered = ctx.key_cache.get(key_hash)
+    if remembered is not None:
+        return remembered
+    started = ctx.key_cache.lookup_started()
     with ctx.store.begin() as conn:
         found = keys_store.find_live_key(conn, key_hash)
         if found is None or not security.api_key_matches(api_key, found.key_hash):
             return None
         keys_store.note_used(conn, found, ctx.now())
-    return found
+        account = accounts_store.get_account(conn, found.account_id)
+    caller = Caller(
+        account_id=found.account_id,
+        api_key_id=found.id,
+        key_hash=key_hash,
+        allow_private_webhooks=account is not None and account.allow_private_webhooks,
+    )
+    ctx.key_cache.put(caller, started)
+    return caller
 
 
 def create_key(ctx: Context, account_id: str, *, enforce_limit: bool = True) -> NewApiKey:
@@ -87,7 +106,9 @@ def revoke_key(ctx: Context, account_id: str, key_id: int) -> ApiKeyRecord:
                     "or ask the operator to revoke it"
                 )
             keys_store.revoke(conn, key_id, ctx.now())
-        return _owned(conn, account_id, key_id)
+        revoked = _owned(conn, account_id, key_id)
+    ctx.key_cache.forget(revoked.key_hash)
+    return revoked
 
 
 def revoke_by_prefix(ctx: Context, email: str, prefix: str) -> tuple[ApiKeyRecord, int]:
@@ -104,7 +125,9 @@ def revoke_by_prefix(ctx: Context, email: str, prefix: str) -> tuple[ApiKeyRecor
         if len(matching) > 1:
             raise Conflict(f"{len(matching)} live keys start with {prefix!r}; give more of it")
         keys_store.revoke(conn, matching[0].id, ctx.now())
-        return _owned(conn, account.id, matching[0].id), len(live) - 1
+        revoked = _owned(conn, account.id, matching[0].id)
+    ctx.key_cache.forget(revoked.key_hash)
+    return revoked, len(live) - 1
 
 
 def _owned(conn: sa.Connection, account_id: str, key_id: int) -> ApiKeyRecord:

@@ -8,7 +8,7 @@ domain functions take a ``Context`` and stay easy to follow and to test.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -16,6 +16,7 @@ import dramatiq
 import httpx
 import redis
 
+from backend.api_key_cache import KeyCache
 from backend.catalog import Catalog, load_catalog
 from backend.providers.base import Provider
 from backend.providers.health import RouteHealth
@@ -65,6 +66,8 @@ class Context:
     #: How host names in tenants' URLs are resolved when they are checked: ``None`` is the
     #: system resolver, what genhook always uses (tests resolve with a DNS server of theirs).
     name_lookup: Lookup | None = None
+    #: API keys found live in the last ``api_key_cache_seconds`` (``backend/api_key_cache.py``).
+    key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
 
     def now(self) -> datetime:
         return utcnow()
@@ -115,6 +118,7 @@ def build_context(settings: Settings, broker: dramatiq.Broker | None = None) -> 
             hint="an operator can allow it with GENHOOK_PROVIDER_ALLOWED_NETWORKS",
         ),
         secret_box=SecretBox.from_setting(settings.secret_key.get_secret_value()),
+        key_cache=KeyCache(settings.api_key_cache_seconds),
     )
 
 

@@ -509,6 +509,15 @@ class Settings(BaseSettings):
         "(`host:port`), across every delivery worker, so one slow receiver of an account "
         "does not hold up its other receivers either.",
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an API process remembers a key it found live, sparing a "
+        "database lookup per request. A key revoked through this process's API stops at "
+        "once; revoked elsewhere (another API process, `genhook accounts revoke-key`) or an "
+        "operator's change to the account holds within this time. 0: every request looks "
+        "its key up.",
+    )
     api_threads: int = Field(
         default=8,
         ge=1,

@@ -14,6 +14,7 @@ import hmac
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from falcon import testing
 
 from backend.accounts import NewAccount
 from backend.api.app import create_app
-from backend.api_keys import MAX_LIVE_KEYS
+from backend.api_keys import MAX_LIVE_KEYS, PREFIX_LENGTH, revoke_by_prefix
 from backend.context import Context, build_context
 from backend.jobs.deliver import deliver
 from backend.settings import Settings
@@ -97,32 +98,64 @@ def test_an_account_holds_at_most_the_limit_of_live_keys(
 # --- Revoke --------------------------------------------------------------------------------
 
 
-def test_a_revoked_key_is_refused_from_the_next_request_in_every_api_process(
+def test_a_revoked_key_is_refused_at_once_here_and_within_the_cache_time_elsewhere(
     api: testing.TestClient, ctx: Context, settings: Settings, account: NewAccount
 ) -> None:
-    # Given a second API process, which has served the first key already
-    other_process = build_context(settings, broker=dramatiq.get_broker())
+    # Given a second API process remembering keys for 0.3 s, which has served the first key
+    other_process = build_context(
+        settings.model_copy(update={"api_key_cache_seconds": 0.3}), broker=dramatiq.get_broker()
+    )
     other = testing.TestClient(create_app(other_process))
     try:
         assert other.simulate_get(ACCOUNT, headers=bearer(account.api_key)).status_code == 200
         second = a_second_key(api, account.api_key)["api_key"]
         first_id = listed(api, second)[0]["id"]
 
-        # When the first key is revoked with the second
+        # When the first key is revoked with the second, through the first process
         revoked = api.simulate_delete(f"{KEYS}/{first_id}", headers=bearer(second))
 
         # Then the answer says when
         assert revoked.status_code == 200, revoked.text
         assert revoked.json["revoked_at"] is not None
-        # And the first key is refused at once, in both processes
-        for client in (api, other):
-            refused = client.simulate_get(ACCOUNT, headers=bearer(account.api_key))
-            assert refused.status_code == 401, refused.text
+        # And the first key is refused at once by the process that revoked it
+        refused = api.simulate_get(ACCOUNT, headers=bearer(account.api_key))
+        assert refused.status_code == 401, refused.text
+        # And by the other one once its cache time has passed
+        time.sleep(0.4)
+        refused = other.simulate_get(ACCOUNT, headers=bearer(account.api_key))
+        assert refused.status_code == 401, refused.text
         # And the second still works, and the list shows the revocation
         assert other.simulate_get(ACCOUNT, headers=bearer(second)).status_code == 200
         assert [k["revoked_at"] is not None for k in listed(api, second)] == [True, False]
     finally:
         other_process.close()
+
+
+def test_a_live_key_is_remembered_for_the_cache_time_without_a_lookup(
+    ctx: Context, settings: Settings, account: NewAccount
+) -> None:
+    # Given an API process remembering keys for a minute, which has served a key
+    remembering = build_context(
+        settings.model_copy(update={"api_key_cache_seconds": 60}), broker=dramatiq.get_broker()
+    )
+    client = testing.TestClient(create_app(remembering))
+    try:
+        assert client.simulate_get(ACCOUNT, headers=bearer(account.api_key)).status_code == 200
+        # When the key is revoked behind its back (as the operator's CLI would)
+        revoke_by_prefix(ctx, account.account.email, account.api_key[:PREFIX_LENGTH])
+        # Then it still answers from memory (no lookup per request), until the minute is up
+        assert client.simulate_get(ACCOUNT, headers=bearer(account.api_key)).status_code == 200
+        # And a process with the cache off refuses it at once
+        uncached = build_context(
+            settings.model_copy(update={"api_key_cache_seconds": 0}), broker=dramatiq.get_broker()
+        )
+        try:
+            fresh = testing.TestClient(create_app(uncached))
+            assert fresh.simulate_get(ACCOUNT, headers=bearer(account.api_key)).status_code == 401
+        finally:
+            uncached.close()
+    finally:
+        remembering.close()
 
 
 def test_a_key_may_revoke_itself_while_another_is_live(
@@ -196,15 +229,18 @@ def test_last_used_is_recorded_and_rewritten_at_most_once_a_minute(
     api.simulate_get(ACCOUNT, headers=bearer(account.api_key))
     first = last_used(ctx, prefix)
     assert first is not None and first >= before - timedelta(seconds=1)
-    # And used again at once, nothing is rewritten
+    # And used again with the key looked up again (as once the cache's seconds are over),
+    # nothing is rewritten
+    ctx.key_cache.forget(hashlib.sha256(account.api_key.encode()).hexdigest())
     api.simulate_get(ACCOUNT, headers=bearer(account.api_key))
     assert last_used(ctx, prefix) == first
-    # But once the record is older than the resolution, the next use refreshes it
+    # But once the record is older than the resolution, the next lookup refreshes it
     aged = first - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS + 1)
     with ctx.store.begin() as conn:
         conn.execute(
             api_keys.update().where(api_keys.c.key_prefix == prefix).values(last_used_at=aged)
         )
+    ctx.key_cache.forget(hashlib.sha256(account.api_key.encode()).hexdigest())
     listed_keys = listed(api, account.api_key)
     assert last_used(ctx, prefix) > aged
     assert listed_keys[0]["last_used_at"] is not None

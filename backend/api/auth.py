@@ -15,8 +15,8 @@ from backend.errors import Unauthorized
 class BearerAuth:
     """Falcon middleware: sets ``req.context.account_id`` and ``api_key_id`` or answers 401.
 
-    The key is looked up in the database on every request (no cache), so a revocation
-    holds from the next request on."""
+    Also sets ``allow_private_webhooks`` (what the account may reach). The key is looked up
+    in the database, then remembered for a few seconds (``backend/api_key_cache.py``)."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -38,4 +38,5 @@ class BearerAuth:
         if found is None:
             raise Unauthorized("the API key is not valid")
         req.context.account_id = found.account_id
-        req.context.api_key_id = found.id
+        req.context.api_key_id = found.api_key_id
+        req.context.allow_private_webhooks = found.allow_private_webhooks

@@ -38,6 +38,7 @@ def create_generation(
     request: GenerationCreate,
     *,
     idempotency: IdempotencyKey | None = None,
+    reach: targets.Reach | None = None,
 ) -> JobRecord:
     """Check everything, then debit and insert in one transaction (which first checks the
     account's cap on jobs in flight), then enqueue the submission.
@@ -46,14 +47,19 @@ def create_generation(
     charges nothing. If enqueueing fails the job is still safe in the database and the
     recovery sweep submits it later, so the client gets its 202 either way. With an
     ``idempotency`` key the answer is remembered in the same transaction (``KeyTaken`` if
-    another request with the key committed first: nothing of this one is kept).
+    another request with the key committed first: nothing of this one is kept). ``reach``:
+    what the account may reach, when the caller knows it already (the API's authentication
+    does); otherwise it is read from the account when a URL needs checking.
     """
     model = _model(ctx, request.model)
     price = _check_model_inputs(model, request)
     plan = _plan(ctx, model, request)
-    # Private targets only for accounts an operator allowed them (``targets.py``).
-    reach = targets.reach_of_account(ctx, account_id)
+    has_images = bool(request.image_url or request.end_image_url)
+    if reach is None and (request.webhook_url is not None or has_images):
+        # Private targets only for accounts an operator allowed them (``targets.py``).
+        reach = targets.reach_of_account(ctx, account_id)
     if request.webhook_url is not None:
+        assert reach is not None
         url_guard.require_public(
             request.webhook_url,
             reach.networks,
@@ -65,15 +71,19 @@ def create_generation(
     # here): the client is then charged that price, never more than the model's.
     first = plan[0]
     charged = min(price, first.credits)
-    # Before fetching anyone's images: an account that cannot pay, or has all the jobs in
-    # flight it may, makes genhook fetch nothing. The checks in the insert's transaction
-    # below stay the authority (a parallel job may spend the balance or take the slot).
-    with ctx.store.begin() as conn:
-        if request.image_url or request.end_image_url:
+    image = end_image = None
+    if has_images:
+        assert reach is not None
+        # Before fetching anyone's images: an account that cannot pay, or has all the jobs
+        # in flight it may, makes genhook fetch nothing. The checks in the insert's
+        # transaction below stay the authority (a parallel job may spend the balance or
+        # take the slot); a text-only submission has nothing costly to spare and goes
+        # straight to them.
+        with ctx.store.begin() as conn:
             require_room_in_flight(conn, ctx.settings, account_id, final=False)
-        require_balance(conn, account_id, charged)
-    image = _checked_image(ctx, reach, request.image_url, "image_url")
-    end_image = _checked_image(ctx, reach, request.end_image_url, "end_image_url")
+            require_balance(conn, account_id, charged)
+        image = _checked_image(ctx, reach, request.image_url, "image_url")
+        end_image = _checked_image(ctx, reach, request.end_image_url, "end_image_url")
 
     max_wait = model.max_wait_seconds or ctx.settings.job_timeout_seconds
     job_id = ids.job_id()

@@ -21,6 +21,7 @@ from backend.schemas.generations import (
     GenerationList,
     GenerationListQuery,
 )
+from backend.webhooks import targets
 
 
 class GenerationsResource:
@@ -53,7 +54,8 @@ class GenerationsResource:
         key = key_from_header(req.get_header(HEADER), account_id, request.model_dump(mode="json"))
 
         def accept() -> Answer:
-            job = create_generation(self.ctx, account_id, request, idempotency=key)
+            reach = targets.reach(self.ctx, private=req.context.allow_private_webhooks)
+            job = create_generation(self.ctx, account_id, request, idempotency=key, reach=reach)
             return Answer(202, accepted_body(self.ctx, job))
 
         answer, replayed = run_once(self.ctx, key, accept)
