@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from backend.store.engine import create_engine
+from backend.store.engine import SQLITE_BUSY_TIMEOUT_SECONDS, create_engine
+from backend.store.sqlite_turns import SQLiteTurns
 
 #: Where a connection carries its store's ``before_job_commit`` (see ``store.jobs``).
 JOB_WRITE_HOOK = "genhook.before_job_commit"
@@ -34,6 +36,12 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         sa.event.listen(self.engine, "before_execute", _note_writes)
+        #: SQLite: transactions take turns (``sqlite_turns.py``); PostgreSQL needs none.
+        self._turns: SQLiteTurns | None = None
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            path = Path(database) if database and database != ":memory:" else None
+            self._turns = SQLiteTurns(path, SQLITE_BUSY_TIMEOUT_SECONDS)
         #: Called with a job's id after its row was changed and before the commit (with
         #: the row locked): the status cache drops its entry there, so a writer that dies
         #: after committing cannot leave an older state cached.
@@ -42,7 +50,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A transaction that commits on success and rolls back on any exception."""
-        with self.engine.connect() as conn:
+        with self._turn(), self.engine.connect() as conn:
             conn.info[JOB_WRITE_HOOK] = self.before_job_commit
             conn.info[_WROTE] = False
             with conn.begin() as transaction:
@@ -68,8 +76,11 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def _turn(self) -> AbstractContextManager[None]:
+        return self._turns.turn() if self._turns is not None else nullcontext()
+
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._turn(), self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def dispose(self) -> None:
