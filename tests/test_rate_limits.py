@@ -123,6 +123,19 @@ def test_the_sustained_window_refuses_once_the_bursts_add_up(
     assert 1 < int(refused.headers["Retry-After"]) <= 60
 
 
+def test_a_hit_refused_by_the_burst_window_is_not_counted_in_the_sustained_one(
+    ctx: Context, auth: dict[str, str]
+) -> None:
+    api = api_with_limits(ctx, rate_limit_reads="2/second;5/minute")
+    answers = [api.simulate_get("/v1/account", headers=auth) for _ in range(6)]
+    # Two pass, the four after them are refused by the burst window
+    assert [a.status_code for a in answers] == [200, 200, 429, 429, 429, 429]
+    assert "read-1s" in problem(answers[2])["detail"]
+    # And the minute's window counted the two that passed only
+    minute = windows(answers[-1].headers["RateLimit"], STATE)["read-60s"]
+    assert minute["r"] == 3
+
+
 def test_writes_are_counted_apart_from_reads_and_a_refused_write_changes_nothing(
     ctx: Context, auth: dict[str, str], account: NewAccount
 ) -> None:

@@ -2,8 +2,10 @@
 
 The counting is the ``limits`` library's sliding-window counter (two counters per window,
 the previous one weighted by how much of it still overlaps: no burst at a window's edge,
-one small key per window) on genhook's own Redis connection pool, so it inherits the short
-timeouts of ``backend/redis_client.py``.
+one small key per window), run for every window of a policy by one script
+(``sliding_windows.lua``): one Redis round trip per request where the library's calls took
+two per window, on genhook's own Redis client, so it inherits the short timeouts of
+``backend/redis_client.py``. The library still parses the policies and names the keys.
 
 When Redis cannot be reached the limiter **fails open**: the request is allowed, without
 ``RateLimit`` headers, one warning is logged, and Redis is not tried again for
@@ -18,10 +20,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 
 import redis
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits import RateLimitItem
 
 from backend import redis_keys
 from backend.ratelimit.headers import RETRY_AFTER_HEADER, WindowState, rate_limit_headers
@@ -50,16 +52,48 @@ class Decision:
         return cls(allowed=True)
 
 
+_SCRIPT = (resources.files("backend.ratelimit") / "sliding_windows.lua").read_text()
+
+
+def _window_state(
+    policy: Policy,
+    item: RateLimitItem,
+    previous_count: int,
+    previous_ttl_ms: int,
+    current_count: int,
+    current_ttl_ms: int,
+) -> WindowState:
+    """What is left of one window and when it next frees a hit, as the library's
+    ``SlidingWindowCounterRateLimiter.get_window_stats`` computes them."""
+    expiry = item.get_expiry()
+    weighted = previous_count * (previous_ttl_ms / 1000) / expiry + current_count
+    reset = 0.0
+    if previous_count or current_count:
+        previous_reset = current_reset = math.inf
+        if previous_count:
+            previous_reset = (previous_ttl_ms / 1000) % (expiry / previous_count)
+        if current_count:
+            current_reset = (current_ttl_ms / 1000) % expiry
+        reset = min(previous_reset, current_reset)
+    remaining = max(0, item.amount - math.floor(weighted))
+    if reset <= 0 and remaining < item.amount:
+        # A window opened this very millisecond: its counter's TTL is exactly two windows,
+        # which the modulo reads as 0 instead of a whole window.
+        reset = expiry
+    return WindowState(
+        name=policy.window_name(item),
+        quota=item.amount,
+        window_seconds=expiry,
+        remaining=remaining,
+        reset_seconds=max(0, math.ceil(reset)),
+    )
+
+
 class Limiter:
     """Hits and checks against policies, keyed by (policy name, identity)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        storage = RedisStorage(
-            "redis://",
-            connection_pool=client.connection_pool,
-            key_prefix=redis_keys.RATE_LIMIT_PREFIX,
-        )
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        self._script = client.register_script(_SCRIPT)
         self._skip_until = 0.0
         self._lock = threading.Lock()
 
@@ -82,31 +116,19 @@ class Limiter:
             return Decision.unlimited()
 
     def _count(self, policy: Policy, identity: str, cost: int, *, count: bool) -> Decision:
+        keys: list[str] = []
+        args: list[int] = [cost, 1 if count else 0]
+        for item in policy.items:
+            key = f"{redis_keys.RATE_LIMIT_PREFIX}:{item.key_for(policy.name, identity)}"
+            keys += [f"{key}/-1", key]
+            args += [item.amount, item.get_expiry()]
+        answers = self._script(keys=keys, args=args)
         windows: list[WindowState] = []
         refused: WindowState | None = None
-        for item in policy.items:
-            ok = True
-            if refused is None:
-                ok = (
-                    self._strategy.hit(item, policy.name, identity, cost=cost)
-                    if count
-                    else self._strategy.test(item, policy.name, identity, cost=cost)
-                )
-            stats = self._strategy.get_window_stats(item, policy.name, identity)
-            reset = stats.reset_time - time.time()
-            if reset <= 0 and stats.remaining < item.amount:
-                # A window opened this very millisecond: its counter's TTL is exactly two
-                # windows, which the library's modulo reads as 0 instead of a whole window.
-                reset = item.get_expiry()
-            state = WindowState(
-                name=policy.window_name(item),
-                quota=item.amount,
-                window_seconds=item.get_expiry(),
-                remaining=stats.remaining,
-                reset_seconds=max(0, math.ceil(reset)),
-            )
+        for item, (allowed, *counters) in zip(policy.items, answers, strict=True):
+            state = _window_state(policy, item, *(int(c) for c in counters))
             windows.append(state)
-            if refused is None and not ok:
+            if refused is None and not allowed:
                 refused = state
         headers = rate_limit_headers(windows)
         if refused is None:
