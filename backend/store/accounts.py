@@ -162,14 +162,20 @@ def require_account_by_email(conn: sa.Connection, email: str) -> AccountRecord:
     return account
 
 
+#: Statements on every submission's path, built once and run with parameters (building
+#: them anew cost more than running them).
+_DEBIT = (
+    accounts.update()
+    .where(accounts.c.id == sa.bindparam("_id"), accounts.c.credits >= sa.bindparam("_amount"))
+    .values(credits=accounts.c.credits - sa.bindparam("_amount"))
+)
+_INSERT_LEDGER_ENTRY = credit_ledger.insert()
+
+
 def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
     """Take ``amount`` credits if the balance covers it; one conditional UPDATE, so
     concurrent debits can never push the balance below zero."""
-    result = conn.execute(
-        accounts.update()
-        .where(accounts.c.id == account_id, accounts.c.credits >= amount)
-        .values(credits=accounts.c.credits - amount)
-    )
+    result = conn.execute(_DEBIT, {"_id": account_id, "_amount": amount})
     return result.rowcount == 1
 
 
@@ -206,14 +212,15 @@ def add_ledger_entry(
     """Record a change of the balance; call it after the UPDATE that made the change, in
     the same transaction (``backend/store/ledger.py`` relies on that order)."""
     conn.execute(
-        credit_ledger.insert().values(
-            account_id=account_id,
-            job_id=job_id,
-            delta=delta,
-            reason=reason,
-            note=note,
-            created_at=utcnow(),
-        )
+        _INSERT_LEDGER_ENTRY,
+        {
+            "account_id": account_id,
+            "job_id": job_id,
+            "delta": delta,
+            "reason": reason,
+            "note": note,
+            "created_at": utcnow(),
+        },
     )
 
 
