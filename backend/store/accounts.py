@@ -172,6 +172,29 @@ _DEBIT = (
 _INSERT_LEDGER_ENTRY = credit_ledger.insert()
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """An account's unfinished jobs and its own cap on them (``None``: the server's)."""
+
+    jobs_in_flight: int
+    max_jobs_in_flight: int | None
+
+
+_IN_FLIGHT = sa.select(accounts.c.jobs_in_flight, accounts.c.max_jobs_in_flight).where(
+    accounts.c.id == sa.bindparam("_id")
+)
+# NO KEY UPDATE: a job insert in the same or another transaction holds KEY SHARE on the
+# account (its foreign key), which FOR UPDATE would deadlock against.
+_IN_FLIGHT_LOCKED = _IN_FLIGHT.with_for_update(key_share=True)
+
+
+def in_flight(conn: sa.Connection, account_id: str, *, for_update: bool) -> InFlight | None:
+    """The account's count of jobs in flight and its cap; ``for_update`` locks its row."""
+    query = _IN_FLIGHT_LOCKED if for_update else _IN_FLIGHT
+    row = conn.execute(query, {"_id": account_id}).first()
+    return InFlight(row.jobs_in_flight, row.max_jobs_in_flight) if row else None
+
+
 def try_debit(conn: sa.Connection, account_id: str, amount: int) -> bool:
     """Take ``amount`` credits if the balance covers it; one conditional UPDATE, so
     concurrent debits can never push the balance below zero."""
