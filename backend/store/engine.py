@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from backend.private_files import create_private_file
@@ -27,11 +28,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+#: JSON columns (status chains, route plans, metadata) written and read with orjson: the
+#: standard library's codec was a tenth of a submission's CPU.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str) -> sa.Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
 
 
 def _sqlite_engine(url: str) -> sa.Engine:
@@ -40,7 +50,9 @@ def _sqlite_engine(url: str) -> sa.Engine:
         # Made 0600 before SQLite creates it 0644; its -wal and -shm files copy its mode.
         create_private_file(Path(database))
     engine = sa.create_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        **JSON_CODEC,
     )
 
     @sa.event.listens_for(engine, "connect")
