@@ -40,6 +40,8 @@ HELLO_APP = "bench.hello:app"
 HELLO_KEEPALIVE_SECONDS = 5
 PORT_RANGE = range(8400, 8500)
 SETTLE_POLL_SECONDS = 0.5
+#: Beyond one render time of submitting, how long to keep trying to reach a checkpoint.
+PLATEAU_MARGIN_SECONDS = 30.0
 
 Log = Callable[[str], None]
 
@@ -414,11 +416,14 @@ def build_in_flight(
     deadline = time.monotonic() + max_seconds
     done: list[Checkpoint] = []
     for n, target in enumerate(checkpoints):
+        # Submitting for longer than a render lasts gains nothing: jobs then finish as
+        # fast as they are submitted.
+        give_up = min(deadline, time.monotonic() + render_seconds + PLATEAU_MARGIN_SECONDS)
         while True:
             submitted = submitted_since(api, credits_start, price)
             finished = receiver.stats().get(path, {"posts": 0})["posts"]
             in_flight = submitted - finished
-            if in_flight >= target or time.monotonic() > deadline:
+            if in_flight >= target or time.monotonic() > give_up:
                 break
             script, marker = wrk.counted_post_script(
                 work / f"in-flight-{n}.lua", body=body, bearer=api.key, count=target - in_flight
@@ -428,10 +433,10 @@ def build_in_flight(
                 connections=connections,
                 script=script,
                 marker=marker,
-                max_seconds=max(1.0, deadline - time.monotonic()),
+                max_seconds=max(1.0, give_up - time.monotonic()),
             )
         if in_flight < target:
-            log(f"in flight: {in_flight} of {target} after {max_seconds:g} s; stopped building")
+            log(f"in flight: {in_flight:,} of {target:,}, no more while submitting; stopped there")
             done.append(Checkpoint(target, in_flight, None))
             break
         ids = api.job_ids("processing", 500) or api.job_ids(None, 500)

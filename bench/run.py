@@ -21,7 +21,7 @@ since the machine is shared. Each run measures, in this order:
 
 Limits are raised out of reach (``bench/limits.py``, ``genhook accounts set-limits``) so that
 the bench measures throughput, not the limiter. Ports come from 8400-8499; scratch
-directories are ``/tmp/genhook-bench-run-*`` (removed after a good run).
+directories are ``/tmp/bench-run-*`` (removed after a good run).
 
     .venv/bin/python -m bench.run --quick                       # minutes: to try it
     .venv/bin/python -m bench.run --runs 3 --markdown table.md  # the figures for the docs
@@ -230,7 +230,7 @@ class Runner:
         return any(name in self.plan.only for name in names)
 
     def run(self, number: int) -> None:
-        work = Path(tempfile.mkdtemp(prefix=f"genhook-bench-run-{number}-"))
+        work = Path(tempfile.mkdtemp(prefix=f"bench-run-{number}-"))
         say(f"run {number}", f"scratch {work}")
         hello = self.ceilings(work) if self.wants("submit", "status") else None
         if self.wants("submit", "status", "lifecycle"):
