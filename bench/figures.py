@@ -76,12 +76,14 @@ def free_port(taken: set[int]) -> int:
 
 
 @contextmanager
-def running_hello(port: int, *, workers: int, threads: int) -> Iterator[str]:
-    """``bench/hello.py`` under gunicorn (gthread, keep-alive), as many workers and threads
-    as genhook's API; its URL."""
+def running_hello(
+    port: int, *, workers: int, threads: int, worker_class: str = "gthread"
+) -> Iterator[str]:
+    """``bench/hello.py`` under gunicorn (by default gthread, keep-alive), as many workers
+    and threads as genhook's API; its URL."""
     command = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
         "--keep-alive", str(HELLO_KEEPALIVE_SECONDS), "--log-level", "warning",
         "--no-control-socket", HELLO_APP,
     ]  # fmt: skip
@@ -203,6 +205,20 @@ def measure_submit(api: Api, work: Path, *, connections: int, seconds: float) ->
     )
     return wrk.run(
         api.stack.base_url + GENERATIONS, connections=connections, seconds=seconds, script=script
+    )
+
+
+def seed_jobs(api: Api, work: Path, count: int, *, connections: int) -> None:
+    """About ``count`` jobs (wrk may send up to ``connections`` more)."""
+    script, marker = wrk.counted_post_script(
+        work / "seed.lua", body=job_body(SUBMIT_MODEL, "seed"), bearer=api.key, count=count
+    )
+    wrk.run_counted(
+        api.stack.base_url + GENERATIONS,
+        connections=connections,
+        script=script,
+        marker=marker,
+        max_seconds=600,
     )
 
 

@@ -63,6 +63,8 @@ FIGURES = ("submit", "status", "lifecycle", "delivery", "inflight")
 CREDITS = 1_000_000_000
 BENCH_EMAIL = "bench@example.com"
 IN_FLIGHT_LIMIT = 10_000_000
+#: Jobs whose statuses are read (the newest ones).
+STATUS_JOBS = 1000
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Plan:
     inflight_max_seconds: float
     callback_jobs: int
     database_url: str | None
+    ceiling_worker_class: str
     extra_env: dict[str, str]
     markdown: Path | None
     keep: bool
@@ -121,6 +124,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
         metavar="GENHOOK_NAME=VALUE",
         help="a setting for every genhook up (repeatable)",
     )
+    parser.add_argument(
+        "--ceiling-worker-class",
+        choices=("gthread", "sync"),
+        default="gthread",
+        help="gunicorn worker class of the bare Falcon app (gthread: keep-alive, threads)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the table and its context here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     argv = tuple(sys.argv[1:] if argv is None else argv)
@@ -153,6 +162,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
         inflight_max_seconds=args.inflight_max_seconds,
         callback_jobs=int(pick(args.callback_jobs, 1000, 100)),
         database_url=args.database_url,
+        ceiling_worker_class=args.ceiling_worker_class,
         extra_env=extra,
         markdown=args.markdown,
         keep=args.keep,
@@ -163,7 +173,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
 # -- rows -------------------------------------------------------------------------------------
 
 
-def make_rows() -> dict[str, Row]:
+def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
+    """Every row of the table, in order; those of the in-flight checkpoints included."""
+    at_checkpoints = {
+        f"inflight_p99_{n}": Row(
+            f"GET p99 with ~{n:,} in flight", "ms", below(50, "< 50 ms"), digits=1
+        )
+        for n in checkpoints
+    }
     return {
         "hello_get": Row("bare Falcon GET, wrk -c32", "req/s"),
         "hello_post": Row("bare Falcon POST, wrk -c32", "req/s"),
@@ -195,6 +212,7 @@ def make_rows() -> dict[str, Row]:
         "inflight": Row(
             "jobs in flight, status p99 < 50 ms (60 s renders)", "jobs", at_least(10_000, "10,000")
         ),
+        **at_checkpoints,
         "polls_off": Row(
             "provider status calls per job, no callbacks (Runway)",
             "",
@@ -215,7 +233,7 @@ def make_rows() -> dict[str, Row]:
 class Runner:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.rows = make_rows()
+        self.rows = make_rows(plan.checkpoints)
         self.ports: set[int] = set()
         self.problems: list[str] = []
         defaults = Settings.model_fields
@@ -244,7 +262,12 @@ class Runner:
 
     def ceilings(self, work: Path) -> figures.Ceiling:
         port = figures.free_port(self.ports)
-        with figures.running_hello(port, workers=self.api_workers, threads=self.api_threads) as url:
+        with figures.running_hello(
+            port,
+            workers=self.api_workers,
+            threads=self.api_threads,
+            worker_class=self.plan.ceiling_worker_class,
+        ) as url:
             hello = figures.measure_hello(
                 url, work, connections=self.plan.connections, seconds=self.plan.seconds
             )
@@ -281,7 +304,7 @@ class Runner:
         with self.up(work, "stack", plan.render_seconds) as stack, Receiver() as receiver:
             api = self.account(stack)
             try:
-                if self.wants("submit", "status"):
+                if self.wants("submit"):
                     assert hello is not None
                     result = figures.measure_submit(
                         api, work, connections=plan.connections, seconds=plan.seconds
@@ -296,7 +319,10 @@ class Runner:
                     say("", f"backlog done in {drained:.1f} s")
                 if self.wants("status"):
                     assert hello is not None
-                    ids = api.job_ids(None, 1000)
+                    if not self.wants("submit"):  # jobs to read: some submissions first
+                        figures.seed_jobs(api, work, STATUS_JOBS, connections=plan.connections)
+                        api.wait_until_idle(600)
+                    ids = api.job_ids(None, STATUS_JOBS)
                     result = figures.measure_status(
                         api, work, ids, connections=plan.connections, seconds=plan.seconds
                     )
@@ -355,6 +381,9 @@ class Runner:
                 )  # fmt: skip
                 largest = figures.InFlight(checkpoints, polled, None).largest_under_limit
                 self.rows["inflight"].add(largest)
+                for checkpoint in checkpoints:
+                    p99 = checkpoint.status.p99_ms if checkpoint.status else float("nan")
+                    self.rows[f"inflight_p99_{checkpoint.target}"].add(p99)
                 self.per_job("off", polled)
                 on = figures.measure_callbacks(
                     api, receiver, work, jobs=plan.callback_jobs,
@@ -436,8 +465,14 @@ def context_lines(plan: Plan, runner: Runner) -> list[tuple[str, str]]:
         ("database", database),
         (
             "ceiling",
-            f"bench/hello.py under gunicorn gthread, {runner.api_workers} workers x "
-            f"{runner.api_threads} threads, keep-alive (genhook's API: as many)",
+            f"bench/hello.py under gunicorn {plan.ceiling_worker_class}, "
+            f"{runner.api_workers} workers x {runner.api_threads} threads"
+            + (
+                f", keep-alive {figures.HELLO_KEEPALIVE_SECONDS} s"
+                if plan.ceiling_worker_class == "gthread"
+                else ""
+            )
+            + " (genhook's API: as many workers and threads)",
         ),
         ("settings", ", ".join(f"{k}={v}" for k, v in plan.extra_env.items()) or "defaults"),
     ]

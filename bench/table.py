@@ -69,7 +69,7 @@ class Row:
                 f"{_number(statistics.median(self.ceilings), self.digits)} {self.ceiling_name}"
             )
         ratios = self.ratios
-        ratio = _spread(ratios, 2, suffix="x") if ratios else ""
+        ratio = _spread(ratios, 3, suffix="x") if ratios else ""
         met = ""
         if self.target is not None and self.values:
             judged = ratios if self.target.on_ratio else self.values
