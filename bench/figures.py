@@ -243,7 +243,12 @@ class Lifecycles:
     received: int
     distinct: int
     submit: wrk.WrkResult
-    worker_cpu: float
+    #: CPU seconds per role of the stack, from the first submission to the last webhook.
+    cpu: dict[str, float]
+
+    @property
+    def worker_cpu(self) -> float:
+        return self.cpu["worker"]
 
     @property
     def rate(self) -> float:
@@ -317,7 +322,7 @@ def measure_lifecycles(
         received=got["posts"] - 1,
         distinct=got["distinct_ids"] - 1,
         submit=submit,
-        worker_cpu=cpu_by_role(before, after, roles)["worker"],
+        cpu=cpu_by_role(before, after, roles),
     )
 
 
@@ -378,8 +383,13 @@ class PerJob:
     jobs: int
     polls: int
     submits: int
-    worker_cpu: float
+    #: CPU seconds per role of the stack (``bench/stack_processes.py``) over the same span.
+    cpu: dict[str, float]
     seconds: float
+
+    @property
+    def worker_cpu(self) -> float:
+        return self.cpu["worker"]
 
     @property
     def polls_per_job(self) -> float:
@@ -479,7 +489,7 @@ def build_in_flight(
         jobs=jobs,
         polls=stats_after["polls"] - stats_before["polls"],
         submits=stats_after["submits"] - stats_before["submits"],
-        worker_cpu=cpu_by_role(usage_before, usage_after, roles)["worker"],
+        cpu=cpu_by_role(usage_before, usage_after, roles),
         seconds=time.time() - started,
     )
 
@@ -519,6 +529,6 @@ def measure_callbacks(
         jobs=submitted,
         polls=stats_after["polls"] - stats_before["polls"],
         submits=stats_after["submits"] - stats_before["submits"],
-        worker_cpu=cpu_by_role(usage_before, usage_after, roles)["worker"],
+        cpu=cpu_by_role(usage_before, usage_after, roles),
         seconds=time.time() - started,
     )

@@ -343,8 +343,8 @@ class Runner:
                         "lifecycle",
                         f"{done.jobs} jobs charged, {done.received} webhooks "
                         f"({done.distinct} distinct ids) in {done.seconds:.2f} s: "
-                        f"{done.rate:,.1f} jobs/s; submissions {describe(done.submit)}; "
-                        f"worker CPU {done.worker_cpu:.2f} s",
+                        f"{done.rate:,.1f} jobs/s; submissions {describe(done.submit)}; CPU s: "
+                        + ", ".join(f"{role} {cpu:.2f}" for role, cpu in done.cpu.items()),
                     )
                     if not done.received == done.distinct == done.jobs:
                         self.problems.append(f"lifecycle: {done}")
@@ -400,8 +400,9 @@ class Runner:
         say(
             "inflight",
             f"{figures_.model}: {figures_.jobs} jobs, {figures_.polls} status calls, "
-            f"{figures_.submits} submits, worker CPU {figures_.worker_cpu:.2f} s, "
-            f"{figures_.seconds:.0f} s from first submit to last webhook",
+            f"{figures_.submits} submits, {figures_.seconds:.0f} s from first submit to last "
+            "webhook; CPU s: "
+            + ", ".join(f"{role} {cpu:.2f}" for role, cpu in figures_.cpu.items()),
         )
 
     def check(self, result: wrk.WrkResult, name: str) -> None:
