@@ -10,6 +10,7 @@ per process role come from ``/proc`` (``bench/stack_processes.py``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -75,12 +76,44 @@ def free_port(taken: set[int]) -> int:
 # -- the ceilings -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Load:
+    """One wrk run, and the CPU seconds each role of the server used meanwhile."""
+
+    result: wrk.WrkResult
+    cpu: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        """Answers per second that were 2xx or 3xx."""
+        r = self.result
+        return r.rate * r.ok / r.requests if r.requests else 0.0
+
+    def cpu_ms(self, role: str) -> float:
+        """CPU milliseconds of ``role`` per answer."""
+        return 1000 * self.cpu[role] / self.result.requests if self.result.requests else math.nan
+
+
+def measured(root_pid: int, run: Callable[[], wrk.WrkResult]) -> Load:
+    """``run()``, with the CPU seconds of the processes under ``root_pid`` by role."""
+    roles = roles_under(root_pid)
+    before = Usage.read()
+    result = run()
+    return Load(result, cpu_by_role(before, Usage.read(), roles))
+
+
+@dataclass(frozen=True)
+class Hello:
+    url: str
+    pid: int
+
+
 @contextmanager
 def running_hello(
     port: int, *, workers: int, threads: int, worker_class: str = "gthread"
-) -> Iterator[str]:
+) -> Iterator[Hello]:
     """``bench/hello.py`` under gunicorn (by default gthread, keep-alive), as many workers
-    and threads as genhook's API; its URL."""
+    and threads as genhook's API (its worker processes count as role ``api``)."""
     command = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
@@ -99,7 +132,7 @@ def running_hello(
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise SystemExit("the bare Falcon app did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield Hello(url, process.pid)
     finally:
         process.terminate()
         process.wait(30)
@@ -107,16 +140,23 @@ def running_hello(
 
 @dataclass(frozen=True)
 class Ceiling:
-    get: wrk.WrkResult
-    post: wrk.WrkResult
+    get: Load
+    post: Load
 
 
-def measure_hello(url: str, work: Path, *, connections: int, seconds: float) -> Ceiling:
-    get = wrk.run(url + GENERATIONS + "/hello", connections=connections, seconds=seconds)
+def measure_hello(hello: Hello, work: Path, *, connections: int, seconds: float) -> Ceiling:
+    url = hello.url
+    get = measured(
+        hello.pid,
+        lambda: wrk.run(url + GENERATIONS + "/hello", connections=connections, seconds=seconds),
+    )
     script = wrk.post_script(
         work / "hello-post.lua", body=job_body(SUBMIT_MODEL, "hello"), bearer="hello"
     )
-    post = wrk.run(url + GENERATIONS, connections=connections, seconds=seconds, script=script)
+    post = measured(
+        hello.pid,
+        lambda: wrk.run(url + GENERATIONS, connections=connections, seconds=seconds, script=script),
+    )
     return Ceiling(get, post)
 
 
@@ -198,13 +238,15 @@ class Api:
         self.client.close()
 
 
-def measure_submit(api: Api, work: Path, *, connections: int, seconds: float) -> wrk.WrkResult:
+def measure_submit(api: Api, work: Path, *, connections: int, seconds: float) -> Load:
     """Figure 1: ``POST /v1/video/generations`` with wrk, the whole stack running."""
     script = wrk.post_script(
         work / "submit.lua", body=job_body(SUBMIT_MODEL, "submit"), bearer=api.key
     )
-    return wrk.run(
-        api.stack.base_url + GENERATIONS, connections=connections, seconds=seconds, script=script
+    url = api.stack.base_url + GENERATIONS
+    return measured(
+        api.stack.process.pid,
+        lambda: wrk.run(url, connections=connections, seconds=seconds, script=script),
     )
 
 
@@ -230,10 +272,14 @@ def status_script(api: Api, work: Path, ids: list[str], name: str) -> Path:
 
 def measure_status(
     api: Api, work: Path, ids: list[str], *, connections: int, seconds: float
-) -> wrk.WrkResult:
+) -> Load:
     """Figure 2: ``GET /v1/video/generations/{id}`` over existing jobs, with wrk."""
     script = status_script(api, work, ids, "status")
-    return wrk.run(api.stack.base_url, connections=connections, seconds=seconds, script=script)
+    url = api.stack.base_url
+    return measured(
+        api.stack.process.pid,
+        lambda: wrk.run(url, connections=connections, seconds=seconds, script=script),
+    )
 
 
 @dataclass(frozen=True)

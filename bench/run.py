@@ -192,6 +192,7 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
         ),
         "submit_p50": Row("POST p50", "ms", digits=1),
         "submit_p99": Row("POST p99", "ms", at_most(50, "≤ 50 ms"), digits=1),
+        "submit_cpu": Row("API CPU per POST", "ms", digits=2, ceiling_name="bare"),
         "status": Row(
             "GET /v1/video/generations/{id}",
             "req/s",
@@ -199,6 +200,7 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
             ceiling_name="bare GET",
         ),
         "status_p99": Row("GET p99", "ms", digits=1),
+        "status_cpu": Row("API CPU per GET", "ms", digits=2, ceiling_name="bare"),
         "lifecycle": Row(
             "lifecycles, instant renders (submit → webhook)", "jobs/s", at_least(500, "≥ 500/s")
         ),
@@ -267,13 +269,14 @@ class Runner:
             workers=self.api_workers,
             threads=self.api_threads,
             worker_class=self.plan.ceiling_worker_class,
-        ) as url:
+        ) as app:
             hello = figures.measure_hello(
-                url, work, connections=self.plan.connections, seconds=self.plan.seconds
+                app, work, connections=self.plan.connections, seconds=self.plan.seconds
             )
         self.rows["hello_get"].add(hello.get.rate)
         self.rows["hello_post"].add(hello.post.rate)
-        say("ceiling", f"bare Falcon: {describe(hello.get)}; POST {describe(hello.post)}")
+        say("ceiling", f"bare Falcon GET: {describe(hello.get)}")
+        say("", f"bare Falcon POST: {describe(hello.post)}")
         return hello
 
     def up(self, work: Path, name: str, render_seconds: float) -> AbstractContextManager[UpStack]:
@@ -309,11 +312,11 @@ class Runner:
                     result = figures.measure_submit(
                         api, work, connections=plan.connections, seconds=plan.seconds
                     )
-                    self.check(result, "submit")
-                    self.rows["submit"].add(result.rate * result.ok / result.requests,
-                                            hello.post.rate)  # fmt: skip
-                    self.rows["submit_p50"].add(result.p50_ms)
-                    self.rows["submit_p99"].add(result.p99_ms)
+                    self.check(result.result, "submit")
+                    self.rows["submit"].add(result.rate, hello.post.rate)
+                    self.rows["submit_p50"].add(result.result.p50_ms)
+                    self.rows["submit_p99"].add(result.result.p99_ms)
+                    self.rows["submit_cpu"].add(result.cpu_ms("api"), hello.post.cpu_ms("api"))
                     say("submit", describe(result))
                     drained = api.wait_until_idle(600)
                     say("", f"backlog done in {drained:.1f} s")
@@ -326,10 +329,10 @@ class Runner:
                     result = figures.measure_status(
                         api, work, ids, connections=plan.connections, seconds=plan.seconds
                     )
-                    self.check(result, "status")
-                    self.rows["status"].add(result.rate * result.ok / result.requests,
-                                            hello.get.rate)  # fmt: skip
-                    self.rows["status_p99"].add(result.p99_ms)
+                    self.check(result.result, "status")
+                    self.rows["status"].add(result.rate, hello.get.rate)
+                    self.rows["status_p99"].add(result.result.p99_ms)
+                    self.rows["status_cpu"].add(result.cpu_ms("api"), hello.get.cpu_ms("api"))
                     say("status", f"over {len(ids)} jobs: {describe(result)}")
                 if self.wants("lifecycle"):
                     done = figures.measure_lifecycles(
@@ -438,13 +441,18 @@ def reset_database(url: str | None) -> None:
         engine.dispose()
 
 
-def describe(result: wrk.WrkResult) -> str:
+def describe(load: figures.Load | wrk.WrkResult) -> str:
+    """A wrk run in one line, with the CPU its server used when measured."""
+    result = load.result if isinstance(load, figures.Load) else load
+    cpu = ""
+    if isinstance(load, figures.Load):
+        cpu = "; CPU s: " + ", ".join(f"{r} {s:.2f}" for r, s in load.cpu.items() if s >= 0.01)
     extra = ""
     if result.non_2xx or result.socket_errors:
         extra = f", {result.non_2xx} non-2xx, {result.socket_errors} socket errors"
     return (
         f"{result.rate:,.1f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms "
-        f"({result.requests} answers in {result.seconds:.1f} s{extra})"
+        f"({result.requests} answers in {result.seconds:.1f} s{extra}){cpu}"
     )
 
 
