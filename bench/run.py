@@ -233,6 +233,8 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
 
 
 class Runner:
+    """Takes the figures of one run after another into the same rows."""
+
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.rows = make_rows(plan.checkpoints)
@@ -251,6 +253,7 @@ class Runner:
 
     def run(self, number: int) -> None:
         work = Path(tempfile.mkdtemp(prefix=f"bench-run-{number}-"))
+        self.ports.clear()  # the last run's servers are gone
         say(f"run {number}", f"scratch {work}")
         hello = self.ceilings(work) if self.wants("submit", "status") else None
         if self.wants("submit", "status", "lifecycle"):
