@@ -52,11 +52,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +73,7 @@ import sqlalchemy as sa
 from backend.queue import WEBHOOKS_QUEUE
 from bench.backlog import attempt_count, create_finished_jobs, delivery_counts, sample_request
 from bench.cpu_usage import Usage, usage_text
+from bench.machine import describe_machine
 from bench.message_profiles import PROFILE_CLOCKS, MessageProfiles
 from bench.stack import Bench, hide_password, running
 
@@ -84,7 +82,6 @@ BASELINE_PATH = "/baseline"
 #: How often the database is asked whether every delivery is done.
 POLL_INTERVAL_SECONDS = 0.02
 WORKER_STOP_TIMEOUT_MS = 10_000
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -203,37 +200,6 @@ def run_deliveries(
     finally:
         worker.stop(timeout=WORKER_STOP_TIMEOUT_MS)
     return Phase(counts.get("delivered", 0), seconds, before, after), counts
-
-
-def describe_machine() -> list[tuple[str, str]]:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return [
-        ("machine", f"{os.cpu_count()} CPUs (os.cpu_count), {model}; load average {load}"),
-        ("python", f"{platform.python_version()} on {platform.platform()}"),
-        ("genhook", git_revision()),
-    ]
-
-
-def git_revision() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
 def command_line(config: Config) -> str:

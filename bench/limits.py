@@ -17,6 +17,8 @@ GENEROUS_LIMITS: dict[str, object] = {
     "quota_recovers": "100000000/hour",
     "signup_limit_per_address": "100000000/hour",
     "signup_limit_per_domain": "100000000/hour",
+    # wrk -c32 holds 32 connections from one address; 0 turns the per-client cap off.
+    "api_max_connections_per_client": 0,
 }
 
 #: The same, as ``GENHOOK_*`` environment variables for processes the benchmark starts.

@@ -30,14 +30,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import re
 import secrets
-import shlex
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -53,7 +48,8 @@ import redis
 
 from backend import redis_keys
 from bench.cpu_usage import Usage
-from bench.limits import GENEROUS_LIMITS_ENV
+from bench.genhook_up import create_account, running_up
+from bench.genhook_up import log_warnings as warning_lines
 
 #: ``genhook up`` gives its simulator this control token; ``/_sim/*`` requests carry it.
 CONTROL_TOKEN = secrets.token_urlsafe(16)
@@ -69,7 +65,6 @@ RUNS = ("adaptive", "fixed")
 #: The modules that pace polls, named with their git blob ids in the report: the tree may
 #: hold uncommitted work, and this says which version a run measured.
 PACING_MODULES = ("backend/jobs/poll.py", "backend/jobs/eta.py", "backend/render_history.py")
-UP_TIMEOUT_SECONDS = 120.0
 SETTLE_CHECK_SECONDS = 2.0
 
 
@@ -142,93 +137,15 @@ def main() -> None:
 def running_stack(args: argparse.Namespace, run: str, extra: dict[str, str]) -> Iterator[Stack]:
     """``genhook up`` in a fresh scratch directory, stopped (SIGINT) on the way out."""
     work = Path(tempfile.mkdtemp(prefix=f"genhook-bench-polling-{run}-"))
-    sim_url = f"http://127.0.0.1:{args.simulator_port}"
-    # Nothing from the caller's GENHOOK_* environment: no shared Redis, no real provider.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENHOOK_")}
-    env.update(
-        {
-            "GENHOOK_SIMULATOR_URL": sim_url,
-            "GENHOOK_SIMULATOR_RENDER_SECONDS": f"{args.render_seconds:g}",
-            **GENEROUS_LIMITS_ENV,
-            "GENHOOK_SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN,
-            **extra,
-        }
-    )
-    genhook = genhook_command()
-    with (work / "up.log").open("wb") as log:
-        process = subprocess.Popen(
-            [*genhook, "up", "--port", str(args.port)],
-            cwd=work,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_up(work / "up.log", process)
-            # The stack's own settings: the bundled Redis's password, the operator key.
-            stack_env = read_stack_env(work / "var" / "stack.env")
-            redis_url = stack_env["GENHOOK_REDIS_URL"]
-            credits = JOB_CREDITS * args.jobs * 2 + 100
-            key = create_account(genhook, work, env | stack_env, credits)
-            base_url = f"http://127.0.0.1:{args.port}"
-            yield Stack(work, base_url, sim_url, redis_url, key, process)
-        finally:
-            stop(process)
-
-
-def genhook_command() -> list[str]:
-    """The ``genhook`` script beside this Python, else ``python -m backend.cli``."""
-    script = Path(sys.executable).parent / "genhook"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "backend.cli"]
-
-
-def wait_until_up(log_path: Path, process: subprocess.Popen[bytes]) -> None:
-    """Wait for the banner."""
-    deadline = time.monotonic() + UP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
-        if "genhook is up" in text:
-            return
-        if process.poll() is not None:
-            raise SystemExit(f"genhook up exited ({process.returncode}):\n{text[-2000:]}")
-        time.sleep(0.5)
-    raise SystemExit(f"genhook up did not come up in {UP_TIMEOUT_SECONDS:g} s; see {log_path}")
-
-
-def read_stack_env(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines ``genhook up`` writes to ``var/stack.env``."""
-    values = {}
-    for line in path.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        values[name] = shlex.split(value)[0] if value else ""
-    return values
-
-
-def create_account(genhook: list[str], work: Path, env: dict[str, str], credits: int) -> str:
-    """``genhook accounts create`` in the stack's directory (same database); its API key."""
-    out = subprocess.run(
-        [*genhook, "accounts", "create", "--email", "bench@example.com", "--credits", str(credits)],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    found = re.search(r"^api key\s+(\S+)", out, re.MULTILINE)
-    if found is None:
-        raise SystemExit(f"no api key in the output of accounts create:\n{out}")
-    return found.group(1)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """As Ctrl-C would: the supervisor stops its children in order."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(90)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        process.wait(30)
+    with running_up(
+        work,
+        port=args.port,
+        simulator_port=args.simulator_port,
+        render_seconds=args.render_seconds,
+        extra_env={"GENHOOK_SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN, **extra},
+    ) as up:
+        key = create_account(up, "bench@example.com", JOB_CREDITS * args.jobs * 2 + 100)
+        yield Stack(work, up.base_url, up.sim_url, up.redis_url, key, up.process)
 
 
 def code_versions() -> str:
@@ -243,8 +160,7 @@ def code_versions() -> str:
 
 
 def log_warnings(work: Path) -> str:
-    lines = (work / "up.log").read_text(errors="replace").splitlines()
-    bad = [line for line in lines if "WARNING" in line or "ERROR" in line]
+    bad = warning_lines(work)
     return f"{len(bad)} WARNING/ERROR lines in up.log" + (f"; first: {bad[0]}" if bad else "")
 
 

@@ -1,10 +1,12 @@
-"""The webhook receiver of ``bench/deliver.py``: a minimal asyncio HTTP/1.1 server.
+"""The webhook receiver of ``bench/deliver.py`` and ``bench/run.py``: a minimal asyncio
+HTTP/1.1 server.
 
-Why it exists: the delivery benchmark needs a receiver that is never the bottleneck and that
-can tell whether every webhook arrived exactly once. This one answers ``200`` with an empty
-body at once, keeps connections alive, and counts POSTs, body bytes and distinct
-``webhook-id`` headers per path (``GET /stats`` returns the counts as JSON). It runs in its
-own process on 127.0.0.1 so that it does not share the worker's GIL.
+Why it exists: the benchmarks need a receiver that is never the bottleneck and that can tell
+whether every webhook arrived exactly once, and when the last one did. This one answers
+``200`` with an empty body at once, keeps connections alive, and counts POSTs, body bytes and
+distinct ``webhook-id`` headers per path, with the times of the first and last POST
+(``GET /stats`` returns them as JSON). It runs in its own process on 127.0.0.1 so that it
+does not share the worker's GIL.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -33,15 +36,26 @@ class _Tally:
         self.paths: dict[str, dict[str, Any]] = {}
 
     def add(self, path: str, webhook_id: bytes | None, body_bytes: int) -> None:
-        entry = self.paths.setdefault(path, {"posts": 0, "bytes": 0, "ids": set()})
+        now = time.time()
+        entry = self.paths.setdefault(
+            path, {"posts": 0, "bytes": 0, "ids": set(), "first": now, "last": now}
+        )
         entry["posts"] += 1
         entry["bytes"] += body_bytes
+        entry["last"] = now
         if webhook_id is not None:
             entry["ids"].add(webhook_id)
 
     def snapshot(self) -> dict[str, Any]:
+        """Per path: POSTs, bytes, distinct ids, and the Unix times of the first and last."""
         return {
-            path: {"posts": e["posts"], "bytes": e["bytes"], "distinct_ids": len(e["ids"])}
+            path: {
+                "posts": e["posts"],
+                "bytes": e["bytes"],
+                "distinct_ids": len(e["ids"]),
+                "first": e["first"],
+                "last": e["last"],
+            }
             for path, e in self.paths.items()
         }
 
@@ -110,3 +124,9 @@ class Receiver:
     def stop(self) -> None:
         self.process.terminate()
         self.process.join(5)
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

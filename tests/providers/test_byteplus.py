@@ -22,7 +22,7 @@ from backend.simulator import credentials
 from backend.simulator.app import create_app as create_simulator
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import CONTROL_TOKEN, inject_fault, renders
+from tests.support.faults import CONTROL_TOKEN, inject_fault, renders, stats
 from tests.support.wsgi_server import serve_wsgi
 
 pytestmark = pytest.mark.timeout(30)
@@ -400,3 +400,14 @@ def test_an_image_that_is_neither_url_nor_data_url_is_refused(sim) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "content[1].image_url.url"
+
+
+def test_the_simulator_counts_byteplus_submits_and_polls(byteplus, sim) -> None:
+    """What bench/run.py reads to give provider status calls per job."""
+    before = stats(sim)
+    handle = byteplus.submit(request())
+    for _ in range(3):
+        byteplus.poll(handle)
+
+    after = stats(sim)
+    assert (after["submits"] - before["submits"], after["polls"] - before["polls"]) == (1, 3)

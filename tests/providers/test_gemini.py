@@ -21,7 +21,7 @@ from backend.providers.base import CallbackRejected, RenderRequest, RenderState
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import inject_fault, renders, stats
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -340,3 +340,14 @@ def test_an_unknown_model_is_not_found(sim) -> None:
     response = http.post(url, json={"instances": [{"prompt": "x"}]}, headers=KEY)
 
     assert (response.status_code, response.json()["error"]["status"]) == (404, "NOT_FOUND")
+
+
+def test_the_simulator_counts_gemini_submits_and_polls(veo, sim) -> None:
+    """What bench/run.py reads to give provider status calls per job."""
+    before = stats(sim)
+    handle = veo.submit(request())
+    for _ in range(3):
+        veo.poll(handle)
+
+    after = stats(sim)
+    assert (after["submits"] - before["submits"], after["polls"] - before["polls"]) == (1, 3)

@@ -22,7 +22,7 @@ from backend.providers.base import CallbackRejected, RenderRequest, RenderState
 from backend.simulator import credentials
 from tests.conftest import wait_until
 from tests.providers.conftest import RENDER_SECONDS, adapter_for, image_input
-from tests.support.faults import inject_fault, renders
+from tests.support.faults import inject_fault, renders, stats
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -284,3 +284,14 @@ def test_the_health_probe_is_an_authenticated_list_call(kling, sim, provider_cli
     broken = adapter_for("kling", sim, provider_client, kling_secret_key="not-the-secret-" * 3)
     with pytest.raises(ProviderQuotaExhausted):
         broken.health()
+
+
+def test_the_simulator_counts_kling_submits_and_polls(kling, sim) -> None:
+    """What bench/run.py reads to give provider status calls per job."""
+    before = stats(sim)
+    handle = kling.submit(request())
+    for _ in range(3):
+        kling.poll(handle)
+
+    after = stats(sim)
+    assert (after["submits"] - before["submits"], after["polls"] - before["polls"]) == (1, 3)

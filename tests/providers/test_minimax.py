@@ -32,7 +32,7 @@ from backend.simulator.app import create_app as create_simulator
 from backend.simulator.credentials import MINIMAX_API_KEY
 from tests.conftest import wait_until
 from tests.providers.conftest import adapter_for, image_input, sim_settings
-from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN, inject_fault
+from tests.support.faults import CONTROL_HEADERS, CONTROL_TOKEN, inject_fault, stats
 from tests.support.receiver import WebhookReceiver
 from tests.support.wsgi_server import serve_wsgi
 
@@ -459,3 +459,14 @@ def test_the_dialect_answers_in_minimax_shapes(sim: str) -> None:
     file = raw_call(sim, "GET", "/v1/files/retrieve", params=params).json()["file"]
     assert file["purpose"] == "video_generation"
     assert file["download_url"].endswith(".mp4")
+
+
+def test_the_simulator_counts_minimax_submits_and_polls(adapter, sim) -> None:
+    """What bench/run.py reads to give provider status calls per job."""
+    before = stats(sim)
+    handle = adapter.submit(render_request())
+    for _ in range(3):
+        adapter.poll(handle)
+
+    after = stats(sim)
+    assert (after["submits"] - before["submits"], after["polls"] - before["polls"]) == (1, 3)

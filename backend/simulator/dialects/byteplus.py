@@ -180,6 +180,7 @@ class _Tasks:
 
     def _create(self, req: falcon.Request) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_submit()
         try:
             body = read_json(req)
         except BadBody as exc:
@@ -199,6 +200,7 @@ class _Tasks:
 
     def _query(self, req: falcon.Request, task_id: str) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_poll()
         snapshot = self._find(task_id)
         model = snapshot.spec.model if snapshot else None
         rule = take_fault(self._farm, FaultTarget.POLL, model, NAME)

@@ -180,6 +180,7 @@ class _Api:
 
     def _create(self, req: falcon.Request, model: str) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_submit()
         try:
             body = read_json(req)
         except BadBody as exc:
@@ -198,6 +199,7 @@ class _Api:
 
     def _operation(self, req: falcon.Request, model: str, operation_id: str) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_poll()
         snapshot = self._farm.get(_render_id(operation_id))
         rule = take_fault(
             self._farm, FaultTarget.POLL, snapshot.spec.model if snapshot else None, NAME

@@ -135,6 +135,7 @@ class _Tasks:
 
     def _create(self, req: falcon.Request, *, image_task: bool) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_submit()
         try:
             body = read_json(req)
         except BadBody as exc:
@@ -157,6 +158,7 @@ class _Tasks:
 
     def _query(self, req: falcon.Request, task_id: str) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_poll()
         snapshot = self._farm.get(task_id) or self._farm.find(f"{NAME}:{task_id}")
         rule = take_fault(
             self._farm, FaultTarget.POLL, snapshot.spec.model if snapshot else None, NAME

@@ -154,6 +154,7 @@ class _Api:
 
     def _create(self, req: falcon.Request) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_submit()
         try:
             body = read_json(req)
         except BadBody as exc:
@@ -174,6 +175,7 @@ class _Api:
 
     def _query(self, req: falcon.Request) -> dict[str, Any]:
         _authenticate(req)
+        self._farm.count_poll()
         snapshot = self._mine(req.get_param("task_id") or "")
         model = snapshot.spec.model if snapshot else None
         rule = take_fault(self._farm, FaultTarget.POLL, model, NAME)
