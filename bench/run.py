@@ -5,7 +5,9 @@ way each time, next to what the machine does with no genhook at all, and several
 since the machine is shared. Each run measures, in this order:
 
 * the ceilings: a bare Falcon hello-world (``bench/hello.py``) under gunicorn with as many
-  workers and threads as genhook's API, ``GET`` and ``POST`` with ``wrk -c32``;
+  workers and threads as genhook's API, ``GET`` and ``POST`` with ``wrk -c32``; and the
+  same app under gunicorn's default sync worker (a new connection per request), the ceiling
+  the issue's own ratios were taken against;
 * ``submit``: ``POST /v1/video/generations`` with ``wrk -c32`` against ``genhook up`` (API,
   workers, scheduler, simulator rendering in ``--render-seconds``, default 0), then, once
   those jobs are done, ``status``: ``GET /v1/video/generations/{id}`` over them, and
@@ -184,11 +186,19 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
     return {
         "hello_get": Row("bare Falcon GET, wrk -c32", "req/s"),
         "hello_post": Row("bare Falcon POST, wrk -c32", "req/s"),
+        "sync_get": Row("bare Falcon GET, gunicorn sync (Connection: close)", "req/s"),
+        "sync_post": Row("bare Falcon POST, gunicorn sync (Connection: close)", "req/s"),
         "submit": Row(
             "POST /v1/video/generations",
             "req/s",
             at_least(0.30, "≥ 0.30x bare POST", on_ratio=True),
             ceiling_name="bare POST",
+        ),
+        "submit_vs_sync": Row(
+            "POST /v1/video/generations, to the sync ceiling",
+            "req/s",
+            at_least(0.30, "≥ 0.30x sync POST", on_ratio=True),
+            ceiling_name="sync POST",
         ),
         "submit_p50": Row("POST p50", "ms", digits=1),
         "submit_p99": Row("POST p99", "ms", at_most(50, "≤ 50 ms"), digits=1),
@@ -198,6 +208,12 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
             "req/s",
             at_least(0.60, "≥ 0.60x bare GET", on_ratio=True),
             ceiling_name="bare GET",
+        ),
+        "status_vs_sync": Row(
+            "GET /v1/video/generations/{id}, to the sync ceiling",
+            "req/s",
+            at_least(0.60, "≥ 0.60x sync GET", on_ratio=True),
+            ceiling_name="sync GET",
         ),
         "status_p99": Row("GET p99", "ms", digits=1),
         "status_cpu": Row("API CPU per GET", "ms", digits=2, ceiling_name="bare"),
@@ -240,6 +256,8 @@ class Runner:
         self.rows = make_rows(plan.checkpoints)
         self.ports: set[int] = set()
         self.problems: list[str] = []
+        #: The bare app under gunicorn's sync worker, this run's (see ``ceilings``).
+        self.sync: figures.Ceiling | None = None
         defaults = Settings.model_fields
         self.api_workers = int(
             plan.extra_env.get("GENHOOK_API_WORKERS", defaults["api_workers"].default)
@@ -280,6 +298,19 @@ class Runner:
         self.rows["hello_post"].add(hello.post.rate)
         say("ceiling", f"bare Falcon GET: {describe(hello.get)}")
         say("", f"bare Falcon POST: {describe(hello.post)}")
+        # The issue's own ratios were taken against gunicorn's default sync worker (a new
+        # connection per request, ~5,000/s here): measured too, so both ratios are given.
+        port = figures.free_port(self.ports)
+        with figures.running_hello(
+            port, workers=self.api_workers, threads=1, worker_class="sync"
+        ) as app:
+            self.sync = figures.measure_hello(
+                app, work, connections=self.plan.connections, seconds=self.plan.seconds
+            )
+        self.rows["sync_get"].add(self.sync.get.rate)
+        self.rows["sync_post"].add(self.sync.post.rate)
+        say("", f"bare Falcon GET, sync: {describe(self.sync.get)}")
+        say("", f"bare Falcon POST, sync: {describe(self.sync.post)}")
         return hello
 
     def up(self, work: Path, name: str, render_seconds: float) -> AbstractContextManager[UpStack]:
@@ -317,6 +348,8 @@ class Runner:
                     )
                     self.check(result.result, "submit")
                     self.rows["submit"].add(result.rate, hello.post.rate)
+                    assert self.sync is not None
+                    self.rows["submit_vs_sync"].add(result.rate, self.sync.post.rate)
                     self.rows["submit_p50"].add(result.result.p50_ms)
                     self.rows["submit_p99"].add(result.result.p99_ms)
                     self.rows["submit_cpu"].add(result.cpu_ms("api"), hello.post.cpu_ms("api"))
@@ -334,6 +367,8 @@ class Runner:
                     )
                     self.check(result.result, "status")
                     self.rows["status"].add(result.rate, hello.get.rate)
+                    assert self.sync is not None
+                    self.rows["status_vs_sync"].add(result.rate, self.sync.get.rate)
                     self.rows["status_p99"].add(result.result.p99_ms)
                     self.rows["status_cpu"].add(result.cpu_ms("api"), hello.get.cpu_ms("api"))
                     say("status", f"over {len(ids)} jobs: {describe(result)}")
