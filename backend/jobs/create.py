@@ -55,11 +55,9 @@ def create_generation(
     price = _check_model_inputs(model, request)
     plan = _plan(ctx, model, request)
     has_images = bool(request.image_url or request.end_image_url)
-    if reach is None and (request.webhook_url is not None or has_images):
-        # Private targets only for accounts an operator allowed them (``targets.py``).
-        reach = targets.reach_of_account(ctx, account_id)
     if request.webhook_url is not None:
-        assert reach is not None
+        # Private targets only for accounts an operator allowed them (``targets.py``).
+        reach = reach or targets.reach_of_account(ctx, account_id)
         url_guard.require_public(
             request.webhook_url,
             reach.networks,
@@ -73,7 +71,7 @@ def create_generation(
     charged = min(price, first.credits)
     image = end_image = None
     if has_images:
-        assert reach is not None
+        reach = reach or targets.reach_of_account(ctx, account_id)
         # Before fetching anyone's images: an account that cannot pay, or has all the jobs
         # in flight it may, makes genhook fetch nothing. The checks in the insert's
         # transaction below stay the authority (a parallel job may spend the balance or
