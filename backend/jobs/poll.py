@@ -123,10 +123,8 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     if status.state == RenderState.SUCCEEDED:
         assert status.output_url is not None
         _record_render_time(ctx, job)
-        if keep_output.rendered(ctx, job, status.output_url, status.cost) is not None:
-            with ctx.store.begin() as conn:
-                finishing = jobs_store.get_job(conn, job.id)
-            assert finishing is not None
+        finishing = keep_output.rendered(ctx, job, status.output_url, status.cost)
+        if finishing is not None:
             keep_output.keep(ctx, finishing)
     elif status.state == RenderState.FAILED and status.error_code in RETRYABLE_RENDER_FAILURES:
         ctx.health.record_failure(_route_key(job), status.error_code, ctx.now())
