@@ -64,6 +64,12 @@ def poll_now(ctx: Context, job_id: str, *, busy: int = 0) -> None:
         _poll_locked(ctx, job)
 
 
+def poll_submitted(ctx: Context, job: JobRecord) -> None:
+    """The first poll of a job just submitted, by the submitting step under its lock
+    (``backend/jobs/submit.py``): no message, no second read of the row."""
+    _poll_locked(ctx, job)
+
+
 def _poll_locked(ctx: Context, job: JobRecord) -> None:
     if job.provider_output_url is not None:
         # Rendered: what is left is keeping the file, whatever the deadline says.
