@@ -1,5 +1,6 @@
-"""What one job costs the worker: its first poll rides in the submitting message, and a
-step's record comes from what it wrote (no second read).
+"""What one job costs the worker: its first poll rides in the submitting message, a step's
+record comes from what it wrote (no second read), and with provider callbacks the backstop
+poll waits for the render's expected end.
 
 Real Redis, real SQLite and PostgreSQL, the simulator on 127.0.0.1; no worker: the steps
 are run by hand and the messages they send are recorded.
@@ -7,17 +8,20 @@ are run by hand and the messages they send are recorded.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from backend.accounts import NewAccount
+from backend.accounts import NewAccount, create_account
 from backend.context import Context
 from backend.jobs import finish
 from backend.jobs.create import create_generation
+from backend.jobs.poll import _pace
 from backend.jobs.states import JobPhase, JobStatus
 from backend.jobs.submit import submit
+from backend.providers.base import RenderState, RenderStatus
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
 from backend.simulator.app import create_app as create_simulator
@@ -129,3 +133,27 @@ def test_a_step_returns_the_job_exactly_as_stored(ctx: Context, account: NewAcco
     with ctx.store.begin() as conn:
         reread = jobs_store.transition(conn, job_id, JobStatus.FAILED)
     assert reread is None  # a terminal job does not move
+
+
+def test_with_callbacks_the_backstop_poll_waits_for_the_expected_end(ctx: Context) -> None:
+    # Given a provider that calls back (a public address is set; BytePlus calls back)
+    backstop = ctx.settings.provider_callback_poll_seconds
+    with_callbacks = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"public_base_url": "https://gh.example"})
+    )
+    job = dataclasses.replace(_running_job(ctx), submitted_at=ctx.now(), provider="byteplus")
+    running = RenderStatus(state=RenderState.RUNNING, phase=JobPhase.RENDERING)
+
+    # When a render expected to take 60 s is polled at its start
+    pace = _pace(with_callbacks, job, running, ctx.now())
+
+    # Then the next poll is a backstop after the expected end, not a poll near it
+    assert pace.next_poll_seconds == pytest.approx(pace.eta_seconds + backstop, abs=0.5)
+    assert pace.eta_seconds == pytest.approx(60, abs=1)
+    # ...where without callbacks the render would be polled long before it ends
+    assert _pace(ctx, job, running, ctx.now()).next_poll_seconds < pace.eta_seconds
+
+
+def _running_job(ctx: Context) -> jobs_store.JobRecord:
+    account = create_account(ctx, "pace@example.com")
+    return job_of(ctx, new_job(ctx, account))
