@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -157,3 +158,24 @@ def test_with_callbacks_the_backstop_poll_waits_for_the_expected_end(ctx: Contex
 def _running_job(ctx: Context) -> jobs_store.JobRecord:
     account = create_account(ctx, "pace@example.com")
     return job_of(ctx, new_job(ctx, account))
+
+
+def test_overdue_and_unscheduled_polls_are_found_within_the_limit(
+    ctx: Context, account: NewAccount
+) -> None:
+    # Given processing jobs: two overdue, one never scheduled, one due later, one pending
+    now = ctx.now()
+    ids = [new_job(ctx, account) for _ in range(5)]
+    next_polls = [now - timedelta(minutes=5), now - timedelta(minutes=1), None, now]
+    with ctx.store.begin() as conn:
+        for job_id, next_poll_at in zip(ids, next_polls, strict=False):
+            jobs_store.transition(
+                conn, job_id, JobStatus.PROCESSING, provider_job_id="t", next_poll_at=next_poll_at
+            )
+
+    # Then the recovery pass's query finds the overdue and the unscheduled ones
+    cutoff = now - timedelta(seconds=20)
+    with ctx.store.begin() as conn:
+        assert sorted(jobs_store.stalled_polls(conn, cutoff)) == sorted(ids[:3])
+        # ...never more than asked for
+        assert len(jobs_store.stalled_polls(conn, cutoff, limit=2)) == 2

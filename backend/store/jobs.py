@@ -310,16 +310,19 @@ def stalled_pending(conn: sa.Connection, older_than: datetime, limit: int = 500)
 
 
 def stalled_polls(conn: sa.Connection, overdue_since: datetime, limit: int = 500) -> list[str]:
-    """Processing jobs whose next poll is long overdue: the poll message was lost."""
-    rows = conn.execute(
-        sa.select(jobs.c.id)
-        .where(
-            jobs.c.status == JobStatus.PROCESSING.value,
-            sa.or_(jobs.c.next_poll_at.is_(None), jobs.c.next_poll_at < overdue_since),
-        )
-        .limit(limit)
-    )
-    return [r.id for r in rows]
+    """Processing jobs whose next poll is long overdue: the poll message was lost.
+
+    Two range reads of ``ix_jobs_status_next_poll`` rather than one ``OR``, which both
+    SQLite and PostgreSQL answered by reading every processing job (4.5-7 ms every 5 s
+    with 10,000 in flight)."""
+    processing = jobs.c.status == JobStatus.PROCESSING.value
+    found: list[str] = []
+    for when in (jobs.c.next_poll_at.is_(None), jobs.c.next_poll_at < overdue_since):
+        if len(found) >= limit:
+            break
+        query = sa.select(jobs.c.id).where(processing, when).limit(limit - len(found))
+        found.extend(r.id for r in conn.execute(query))
+    return found
 
 
 def overdue_jobs(
