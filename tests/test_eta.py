@@ -10,7 +10,11 @@ import pytest
 import redis
 
 from backend import redis_client, redis_keys
-from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
+from backend.jobs.eta import (
+    backstop_delay_seconds,
+    estimate_eta_seconds,
+    next_poll_delay_seconds,
+)
 from backend.render_history import RenderHistory
 
 ROUTE = "kling/kling-v3"
@@ -252,3 +256,13 @@ def test_a_render_still_running_at_100_percent_is_polled_again_at_the_route_mini
     )
 
     assert eta == 0.0 and delay == 5
+
+
+def test_with_callbacks_the_backstop_comes_after_the_expected_end_within_its_bounds() -> None:
+    # A render expected in 60 s: one backstop 15 s after that, not polls near the end
+    assert backstop_delay_seconds(eta=60, backstop=15, min_interval=2) == 75
+    # ...at least a backstop apart once the end is due, and the route's minimum wins
+    assert backstop_delay_seconds(eta=0, backstop=15, min_interval=2) == 15
+    assert backstop_delay_seconds(eta=0, backstop=1, min_interval=5) == 5
+    # ...and never longer than 8 backstops, so a lost callback of a long render is seen
+    assert backstop_delay_seconds(eta=3600, backstop=15, min_interval=2) == 120
