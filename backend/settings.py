@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         default=15.0,
         gt=0,
         description="Backstop of a task whose provider will call back: it is polled this "
-        "long after its expected end (and at least this far apart, at most 8 times this), in "
+        "long after its expected end (and at least this far apart, at most twice this), in "
         "case a callback is lost.",
     )
     image_max_bytes: int = Field(

@@ -259,10 +259,10 @@ def test_a_render_still_running_at_100_percent_is_polled_again_at_the_route_mini
 
 
 def test_with_callbacks_the_backstop_comes_after_the_expected_end_within_its_bounds() -> None:
-    # A render expected in 60 s: one backstop 15 s after that, not polls near the end
-    assert backstop_delay_seconds(eta=60, backstop=15, min_interval=2) == 75
+    # A render expected in 10 s: one backstop 15 s after that, not polls near the end
+    assert backstop_delay_seconds(eta=10, backstop=15, min_interval=2) == 25
     # ...at least a backstop apart once the end is due, and the route's minimum wins
     assert backstop_delay_seconds(eta=0, backstop=15, min_interval=2) == 15
     assert backstop_delay_seconds(eta=0, backstop=1, min_interval=5) == 5
-    # ...and never longer than 8 backstops, so a lost callback of a long render is seen
-    assert backstop_delay_seconds(eta=3600, backstop=15, min_interval=2) == 120
+    # ...and never longer than 2 backstops, so a lost callback is made up for soon
+    assert backstop_delay_seconds(eta=3600, backstop=15, min_interval=2) == 30

@@ -142,17 +142,21 @@ def test_with_callbacks_the_backstop_poll_waits_for_the_expected_end(ctx: Contex
     with_callbacks = dataclasses.replace(
         ctx, settings=ctx.settings.model_copy(update={"public_base_url": "https://gh.example"})
     )
-    job = dataclasses.replace(_running_job(ctx), submitted_at=ctx.now(), provider="byteplus")
+    started = ctx.now() - timedelta(seconds=55)
+    job = dataclasses.replace(_running_job(ctx), submitted_at=started, provider="byteplus")
     running = RenderStatus(state=RenderState.RUNNING, phase=JobPhase.RENDERING)
 
-    # When a render expected to take 60 s is polled at its start
+    # When a render expected to take 60 s is polled 55 s in
     pace = _pace(with_callbacks, job, running, ctx.now())
 
     # Then the next poll is a backstop after the expected end, not a poll near it
+    assert pace.eta_seconds == pytest.approx(5, abs=1)
     assert pace.next_poll_seconds == pytest.approx(pace.eta_seconds + backstop, abs=0.5)
-    assert pace.eta_seconds == pytest.approx(60, abs=1)
-    # ...where without callbacks the render would be polled long before it ends
+    # ...where without callbacks the render would be polled before it is expected to end
     assert _pace(ctx, job, running, ctx.now()).next_poll_seconds < pace.eta_seconds
+    # ...and far from its end the backstop still comes within two backstops
+    early = dataclasses.replace(job, submitted_at=ctx.now())
+    assert _pace(with_callbacks, early, running, ctx.now()).next_poll_seconds == 2 * backstop
 
 
 def _running_job(ctx: Context) -> jobs_store.JobRecord:

@@ -23,8 +23,12 @@ POLL_FRACTION_OF_REMAINING = 0.5
 #: stuck render costs few calls while a slightly late one is still seen quickly.
 POLL_FRACTION_OF_LATENESS = 0.25
 #: When the provider will call back, a backstop poll never waits longer than this many
-#: backstop intervals (``GENHOOK_PROVIDER_CALLBACK_POLL_SECONDS``): 2 minutes by default.
-BACKSTOP_MAX_INTERVALS = 8
+#: backstop intervals (``GENHOOK_PROVIDER_CALLBACK_POLL_SECONDS``): 30 s by default, so a
+#: lost callback (a worker killed, Redis flushed, the API down when the provider called) is
+#: made up for within that, and a 60 s render still costs about four polls. (Eight, tried
+#: first, left the chaos test's jobs whose last callback was lost waiting for the catalog's
+#: expected end, past its minute.)
+BACKSTOP_MAX_INTERVALS = 2
 
 
 def estimate_eta_seconds(
