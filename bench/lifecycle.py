@@ -121,6 +121,23 @@ def _count_provider_calls(counted: Counted, providers: dict[str, Any]) -> None:
             setattr(provider, method, wrapped)
 
 
+class Peak:
+    """The most jobs processing at once, and Redis's memory and delay queue then."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.memory = 0
+        self.first_memory = 0
+        self.delayed = 0
+
+    def sample(self, processing: int, client: redis.Redis) -> None:
+        memory = int(client.info("memory")["used_memory"])
+        self.first_memory = self.first_memory or memory
+        self.memory = max(self.memory, memory)
+        self.delayed = max(self.delayed, int(client.llen("dramatiq:jobs.DQ")))
+        self.in_flight = max(self.in_flight, processing)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300)
@@ -213,15 +230,21 @@ def run(args: argparse.Namespace, work: Path, redis_url: str) -> None:
                 worker.start()
                 done = 0
                 deadline = started + args.render_seconds * 3 + 120
+                peak = Peak()
+                sampled = 0.0
                 while time.monotonic() < deadline:
                     with monitor.connect() as conn:
-                        done = conn.execute(
-                            sa.select(sa.func.count())
-                            .select_from(jobs)
-                            .where(jobs.c.status.in_(["completed", "failed", "canceled"]))
-                        ).scalar_one()
+                        by_status = dict(
+                            conn.execute(
+                                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+                            ).all()
+                        )
+                    done = sum(by_status.get(s, 0) for s in ("completed", "failed", "canceled"))
                     if done >= args.jobs:
                         break
+                    if time.monotonic() - sampled >= 1.0:
+                        sampled = time.monotonic()
+                        peak.sample(by_status.get("processing", 0), ctx.redis)
                     time.sleep(0.05)
                 wall = time.monotonic() - started
                 process_cpu = time.process_time() - cpu_start
@@ -237,6 +260,11 @@ def run(args: argparse.Namespace, work: Path, redis_url: str) -> None:
             use_context(None)
             ctx.close()
     report(args, counted, wall, process_cpu, statuses)
+    print(
+        f"peak: {peak.in_flight} jobs processing; Redis used_memory {peak.memory / 1e6:.1f} MB "
+        f"(at start {peak.first_memory / 1e6:.1f} MB), {peak.delayed} messages in the "
+        "delay queue in Redis"
+    )
 
 
 def report(
