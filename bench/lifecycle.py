@@ -23,6 +23,7 @@ import cProfile
 import os
 import pstats
 import secrets
+import shutil
 import sys
 import tempfile
 import threading
@@ -159,6 +160,7 @@ def main() -> None:
     finally:
         redis_process.terminate()
         redis_process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path, redis_url: str) -> None:
