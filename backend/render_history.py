@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
+from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 import redis
 
@@ -36,6 +40,9 @@ CLAMP_FRACTION = 0.5
 PRIOR_SAMPLES = 3
 #: Samples outside (0, MAX_SAMPLE_SECONDS] are clock or bookkeeping errors and are ignored.
 MAX_SAMPLE_SECONDS = 24 * 3600.0
+#: A process reuses what it read of a route's history this long: every poll of every job
+#: needs it, and it moves by a fifth of a render's time per render at most.
+READ_CACHE_SECONDS = 5.0
 
 _SCRIPT = resources.files("backend").joinpath("render_history.lua").read_text()
 
@@ -43,10 +50,14 @@ _SCRIPT = resources.files("backend").joinpath("render_history.lua").read_text()
 class RenderHistory:
     """The moving history of render durations, one Redis hash per (model, route)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self._record = client.register_script(_SCRIPT)
         self._outage_logged = False
+        self._clock = clock
+        #: Redis key -> (read at, mean, samples), for ``READ_CACHE_SECONDS``.
+        self._read: dict[str, tuple[float, Any, Any]] = {}
+        self._read_guard = threading.Lock()
 
     def record(self, model: str, route_key: str, seconds: float) -> None:
         """Fold one finished render's wall-clock ``seconds`` into the history.
@@ -57,6 +68,8 @@ class RenderHistory:
             log.debug("render time %r for %s on %s ignored", seconds, model, route_key)
             return
         key = redis_keys.render_history(model, route_key)
+        with self._read_guard:
+            self._read.pop(key, None)  # this process sees its own samples at once
         args = [seconds, ALPHA, WARMUP_SAMPLES, CLAMP_MADS, CLAMP_FRACTION]
         try:
             self._record(keys=[key], args=[*args, redis_keys.RENDER_HISTORY_TTL_SECONDS])
@@ -72,12 +85,20 @@ class RenderHistory:
         blended with it as a prior worth ``PRIOR_SAMPLES`` renders.
         """
         key = redis_keys.render_history(model, route_key)
-        try:
-            mean, count = self.client.hmget(key, ["mean", "n"])
-        except redis.RedisError as exc:
-            self._outage(f"render history of {model} on {route_key} unavailable", exc)
-            return typical_seconds
-        self._outage_logged = False
+        now = self._clock()
+        with self._read_guard:
+            cached = self._read.get(key)
+        if cached is not None and now - cached[0] < READ_CACHE_SECONDS:
+            _, mean, count = cached
+        else:
+            try:
+                mean, count = self.client.hmget(key, ["mean", "n"])
+            except redis.RedisError as exc:
+                self._outage(f"render history of {model} on {route_key} unavailable", exc)
+                return typical_seconds
+            self._outage_logged = False
+            with self._read_guard:
+                self._read[key] = (now, mean, count)
         if mean is None or count is None:
             return typical_seconds
         samples = int(count)

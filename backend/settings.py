@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     provider_callback_poll_seconds: float = Field(
         default=15.0,
         gt=0,
-        description="Poll interval of a task whose provider will call back: polling stays "
-        "as a slower backstop.",
+        description="Backstop of a task whose provider will call back: it is polled this "
+        "long after its expected end (and at least this far apart, at most twice this), in "
+        "case a callback is lost.",
     )
     image_max_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest first/last-frame image accepted."

@@ -10,8 +10,12 @@ import pytest
 import redis
 
 from backend import redis_client, redis_keys
-from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
-from backend.render_history import RenderHistory
+from backend.jobs.eta import (
+    backstop_delay_seconds,
+    estimate_eta_seconds,
+    next_poll_delay_seconds,
+)
+from backend.render_history import READ_CACHE_SECONDS, RenderHistory
 
 ROUTE = "kling/kling-v3"
 
@@ -252,3 +256,40 @@ def test_a_render_still_running_at_100_percent_is_polled_again_at_the_route_mini
     )
 
     assert eta == 0.0 and delay == 5
+
+
+def test_with_callbacks_the_backstop_comes_after_the_expected_end_within_its_bounds() -> None:
+    # A render expected in 10 s: one backstop 15 s after that, not polls near the end
+    assert backstop_delay_seconds(eta=10, backstop=15, min_interval=2) == 25
+    # ...at least a backstop apart once the end is due, and the route's minimum wins
+    assert backstop_delay_seconds(eta=0, backstop=15, min_interval=2) == 15
+    assert backstop_delay_seconds(eta=0, backstop=1, min_interval=5) == 5
+    # ...and never longer than 2 backstops, so a lost callback is made up for soon
+    assert backstop_delay_seconds(eta=3600, backstop=15, min_interval=2) == 30
+
+
+def test_a_process_rereads_a_routes_history_only_every_few_seconds(
+    model: str, client: redis.Redis
+) -> None:
+    # Given a history read once, by a process whose clock is ours
+    now = [1000.0]
+    history = RenderHistory(client, clock=lambda: now[0])
+    other_process = RenderHistory(client)
+    assert history.expected_seconds(model, ROUTE, typical_seconds=90) == 90
+
+    # When another process records renders
+    for _ in range(5):
+        other_process.record(model, ROUTE, 30)
+
+    # Then this one keeps what it read for a few seconds (every poll needs it)...
+    assert history.expected_seconds(model, ROUTE, typical_seconds=90) == 90
+    # ...and reads it again after that
+    now[0] += READ_CACHE_SECONDS
+    assert history.expected_seconds(model, ROUTE, typical_seconds=90) < 90
+
+
+def test_a_process_sees_its_own_samples_at_once(model: str, client: redis.Redis) -> None:
+    history = RenderHistory(client, clock=lambda: 1000.0)
+    assert history.expected_seconds(model, ROUTE, typical_seconds=90) == 90
+    history.record(model, ROUTE, 30)
+    assert history.expected_seconds(model, ROUTE, typical_seconds=90) < 90

@@ -22,6 +22,13 @@ POLL_FRACTION_OF_REMAINING = 0.5
 #: Past the expected end the wait grows by this fraction of how late the render is, so a
 #: stuck render costs few calls while a slightly late one is still seen quickly.
 POLL_FRACTION_OF_LATENESS = 0.25
+#: When the provider will call back, a backstop poll never waits longer than this many
+#: backstop intervals (``GENHOOK_PROVIDER_CALLBACK_POLL_SECONDS``): 30 s by default, so a
+#: lost callback (a worker killed, Redis flushed, the API down when the provider called) is
+#: made up for within that, and a 60 s render still costs about four polls. (Eight, tried
+#: first, left the chaos test's jobs whose last callback was lost waiting for the catalog's
+#: expected end, past its minute.)
+BACKSTOP_MAX_INTERVALS = 2
 
 
 def estimate_eta_seconds(
@@ -78,3 +85,16 @@ def next_poll_delay_seconds(
     if eta is not None:
         delay = min(delay, POLL_FRACTION_OF_REMAINING * max(0.0, eta))
     return max(min_interval, min(max_interval, delay))
+
+
+def backstop_delay_seconds(*, eta: float, backstop: float, min_interval: float) -> float:
+    """Seconds to wait before the next poll of a render whose provider will call back.
+
+    The callback says when the render ends, so polling is only a backstop for a callback
+    that is lost: it comes ``backstop`` after the render's expected end (its ``eta``),
+    so a render that ends on time is seen through its callback alone. The wait is at
+    least ``backstop`` (and the route's minimum) and at most ``BACKSTOP_MAX_INTERVALS``
+    backstops, so a lost callback of a long render is not waited for forever.
+    """
+    delay = min(max(0.0, eta) + backstop, BACKSTOP_MAX_INTERVALS * backstop)
+    return max(min_interval, backstop, delay)

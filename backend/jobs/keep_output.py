@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 COPY_TIME_LIMIT_SECONDS = 480.0
 
 
-def rendered(ctx: Context, job: JobRecord, output_url: str, cost: float | None) -> str | None:
+def rendered(ctx: Context, job: JobRecord, output_url: str, cost: float | None) -> JobRecord | None:
     """The provider finished: record its URL and its task as succeeded, and hand the job
-    to the copy. Returns the poll token of the copy's message (None if the job moved on)."""
+    to the copy. Returns the job as recorded, for the copy (None if the job moved on)."""
     now = ctx.now()
     token = new_poll_token()
     with ctx.store.begin() as conn:
@@ -66,7 +66,7 @@ def rendered(ctx: Context, job: JobRecord, output_url: str, cost: float | None) 
         )
     ctx.cache.put(updated, now)
     events.announce(ctx, deliveries)
-    return token
+    return updated
 
 
 def keep(ctx: Context, job: JobRecord) -> None:

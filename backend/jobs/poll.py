@@ -16,7 +16,11 @@ from backend.context import Context
 from backend.errors import ProviderError, ProviderRejected, ProviderTransient
 from backend.jobs import events, failover, finish, keep_output
 from backend.jobs.backoff import transient_delay_seconds
-from backend.jobs.eta import estimate_eta_seconds, next_poll_delay_seconds
+from backend.jobs.eta import (
+    backstop_delay_seconds,
+    estimate_eta_seconds,
+    next_poll_delay_seconds,
+)
 from backend.jobs.routes import PlannedRoute, plan_of, route_key
 from backend.jobs.states import JobStatus
 from backend.jobs.tokens import new_poll_token
@@ -62,6 +66,12 @@ def poll_now(ctx: Context, job_id: str, *, busy: int = 0) -> None:
         if job is None or job.status != JobStatus.PROCESSING:
             return
         _poll_locked(ctx, job)
+
+
+def poll_submitted(ctx: Context, job: JobRecord) -> None:
+    """The first poll of a job just submitted, by the submitting step under its lock
+    (``backend/jobs/submit.py``): no message, no second read of the row."""
+    _poll_locked(ctx, job)
 
 
 def _poll_locked(ctx: Context, job: JobRecord) -> None:
@@ -123,10 +133,8 @@ def _apply(ctx: Context, job: JobRecord, status: RenderStatus) -> None:
     if status.state == RenderState.SUCCEEDED:
         assert status.output_url is not None
         _record_render_time(ctx, job)
-        if keep_output.rendered(ctx, job, status.output_url, status.cost) is not None:
-            with ctx.store.begin() as conn:
-                finishing = jobs_store.get_job(conn, job.id)
-            assert finishing is not None
+        finishing = keep_output.rendered(ctx, job, status.output_url, status.cost)
+        if finishing is not None:
             keep_output.keep(ctx, finishing)
     elif status.state == RenderState.FAILED and status.error_code in RETRYABLE_RENDER_FAILURES:
         ctx.health.record_failure(_route_key(job), status.error_code, ctx.now())
@@ -212,6 +220,11 @@ def _pace(ctx: Context, job: JobRecord, status: RenderStatus, now: datetime) -> 
         provider_eta=status.eta_seconds,
     )
     shortest = min_poll_interval_seconds(ctx, job)
+    if will_call_back(ctx, job.provider):
+        delay = backstop_delay_seconds(
+            eta=eta, backstop=ctx.settings.provider_callback_poll_seconds, min_interval=shortest
+        )
+        return Pace(eta_seconds=eta, next_poll_seconds=delay)
     delay = next_poll_delay_seconds(
         expected_total=expected,
         elapsed=elapsed,
@@ -268,10 +281,18 @@ def _tolerate(ctx: Context, job: JobRecord, exc: ProviderTransient) -> None:
 def poll_interval_seconds(ctx: Context, provider_name: str) -> float:
     """The longest wait between two polls: the callback backstop when the provider will
     call back, else ``GENHOOK_POLL_MAX_INTERVAL_SECONDS``."""
-    provider = ctx.providers.get(provider_name)
-    if ctx.settings.public_base_url and provider is not None and provider.supports_callbacks:
+    if will_call_back(ctx, provider_name):
         return ctx.settings.provider_callback_poll_seconds
     return ctx.settings.poll_max_interval_seconds
+
+
+def will_call_back(ctx: Context, provider_name: str) -> bool:
+    """Whether the provider's tasks get a callback URL (``GENHOOK_PUBLIC_BASE_URL`` set,
+    and the adapter takes one): then polling is only a backstop."""
+    provider = ctx.providers.get(provider_name)
+    return (
+        bool(ctx.settings.public_base_url) and provider is not None and provider.supports_callbacks
+    )
 
 
 def min_poll_interval_seconds(ctx: Context, job: JobRecord) -> float:

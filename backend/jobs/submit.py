@@ -26,7 +26,7 @@ from backend.errors import (
     ProviderTransient,
 )
 from backend.images.handoff import image_inputs
-from backend.jobs import failover, finish
+from backend.jobs import failover, finish, poll
 from backend.jobs.backoff import transient_delay_seconds
 from backend.jobs.credits import billed as credits_billed_of
 from backend.jobs.credits import reprice
@@ -48,9 +48,10 @@ CALLBACK_PATH = "/v1/provider-callbacks/{provider}/{token}"
 
 @dataclass(frozen=True)
 class Next:
-    """What the job needs once the lock is released: its first poll, or another submit."""
+    """What the job needs next: its first poll (``polling``: the job as submitted), or
+    another submit once the lock is released."""
 
-    poll_token: str | None = None
+    polling: JobRecord | None = None
     submit_delay_seconds: float | None = None
 
 
@@ -62,14 +63,26 @@ def submit(ctx: Context, job_id: str, *, busy: int = 0) -> None:
             ctx.queue.submit_job(job_id, delay_seconds=busy_retry_delay(busy), busy=busy + 1)
             return
         after = _submit_locked(ctx, job_id)
+        if after is not None and after.polling is not None:
+            _first_poll(ctx, after.polling)
+            return
     # Only now that the lock is free can the next step take it.
-    if after is None:
-        return
-    if after.poll_token is not None:
-        # Polling at once makes phase and ETA come from the provider from the start.
-        ctx.queue.poll_job(job_id, after.poll_token, delay_seconds=0)
-    elif after.submit_delay_seconds is not None:
+    if after is not None and after.submit_delay_seconds is not None:
         ctx.queue.submit_job(job_id, delay_seconds=after.submit_delay_seconds)
+
+
+def _first_poll(ctx: Context, job: JobRecord) -> None:
+    """The chain's first poll, at once and in this message, still under the job's lock:
+    phase and ETA come from the provider from the start, and a render that is already
+    done (a fast model, a cached result) goes straight on to its output and its webhook
+    without another message. Should it fail unexpectedly, the chain goes on from its own
+    message, as any poll would after a retry."""
+    assert job.poll_token is not None
+    try:
+        poll.poll_submitted(ctx, job)
+    except Exception:
+        log.exception("job %s: first poll failed; polling again from the queue", job.id)
+        ctx.queue.poll_job(job.id, job.poll_token, delay_seconds=ctx.settings.poll_interval_seconds)
 
 
 def _submit_locked(ctx: Context, job_id: str) -> Next | None:
@@ -183,7 +196,7 @@ def _start_polling(ctx: Context, job: JobRecord, row_id: int | None, task_id: st
         return None
     log.info("job %s submitted to %s as %s", job.id, job.provider, task_id)
     ctx.cache.put(updated, now)
-    return Next(poll_token=token)
+    return Next(polling=updated)
 
 
 def _bill_route_price(conn: sa.Connection, job: JobRecord) -> JobRecord:

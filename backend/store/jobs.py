@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,8 +77,15 @@ def chain_entry(status: JobStatus, phase: JobPhase, at: datetime) -> dict[str, A
     return {"status": status.value, "phase": phase.value, "at": at.isoformat()}
 
 
-#: Built once and run with the values as parameters: building ``.values(...)`` anew for
-#: thirty columns cost more than the rest of a submission's SQL together.
+# The statements every step of a job runs, built once: SQLAlchemy then reuses their cache
+# keys and compiled forms instead of building and hashing a new statement on every call
+# (measured: most of the worker's CPU per job, and more than the rest of a submission's
+# SQL, went to building ``.values(...)`` for thirty columns).
+_BY_ID: sa.BindParameter[str] = sa.bindparam("job_id_")
+_GET_JOB = sa.select(jobs).where(jobs.c.id == _BY_ID)
+_GET_JOB_FOR_UPDATE = _GET_JOB.with_for_update()
+#: The columns to set are given with the parameters at execution.
+_UPDATE_JOB = jobs.update().where(jobs.c.id == _BY_ID)
 _INSERT_JOB = jobs.insert().returning(*jobs.c)
 _COUNT_IN_FLIGHT = (
     accounts.update()
@@ -148,10 +156,8 @@ def _count_in_flight(conn: sa.Connection, account_id: str, change: int) -> None:
 
 
 def get_job(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> JobRecord | None:
-    query = sa.select(jobs).where(jobs.c.id == job_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _GET_JOB_FOR_UPDATE if for_update else _GET_JOB
+    row = conn.execute(query, {"job_id_": job_id}).first()
     return _record(row) if row else None
 
 
@@ -249,16 +255,30 @@ def transition(
     }
     if to.is_terminal:
         values.setdefault("completed_at", now)
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    conn.execute(_UPDATE_JOB, {**values, "job_id_": job_id})
     if to.is_terminal and not job.status.is_terminal:
         _count_in_flight(conn, job.account_id, -1)
     job_written(conn, job_id)
-    return get_job(conn, job_id)
+    return _updated(job, values)
+
+
+#: The columns a ``JobRecord`` holds.
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(JobRecord))
+
+
+def _updated(job: JobRecord, values: dict[str, Any]) -> JobRecord:
+    """The row as the UPDATE just wrote it, without reading it back: the row is locked
+    (so nobody else changed it), and every value written is a plain Python value of the
+    column's type."""
+    fields = {k: v for k, v in values.items() if k in _RECORD_FIELDS}
+    fields["status"] = JobStatus(fields["status"])
+    fields["phase"] = JobPhase(fields["phase"])
+    return dataclasses.replace(job, **fields)
 
 
 def update_job(conn: sa.Connection, job_id: str, **changes: Any) -> None:
     """Bookkeeping that is not a state change (poll times, tokens, failure counters)."""
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**changes))
+    conn.execute(_UPDATE_JOB, {**changes, "job_id_": job_id})
     job_written(conn, job_id)
 
 
@@ -292,16 +312,19 @@ def stalled_pending(conn: sa.Connection, older_than: datetime, limit: int = 500)
 
 
 def stalled_polls(conn: sa.Connection, overdue_since: datetime, limit: int = 500) -> list[str]:
-    """Processing jobs whose next poll is long overdue: the poll message was lost."""
-    rows = conn.execute(
-        sa.select(jobs.c.id)
-        .where(
-            jobs.c.status == JobStatus.PROCESSING.value,
-            sa.or_(jobs.c.next_poll_at.is_(None), jobs.c.next_poll_at < overdue_since),
-        )
-        .limit(limit)
-    )
-    return [r.id for r in rows]
+    """Processing jobs whose next poll is long overdue: the poll message was lost.
+
+    Two range reads of ``ix_jobs_status_next_poll`` rather than one ``OR``, which both
+    SQLite and PostgreSQL answered by reading every processing job (4.5-7 ms every 5 s
+    with 10,000 in flight)."""
+    processing = jobs.c.status == JobStatus.PROCESSING.value
+    found: list[str] = []
+    for when in (jobs.c.next_poll_at.is_(None), jobs.c.next_poll_at < overdue_since):
+        if len(found) >= limit:
+            break
+        query = sa.select(jobs.c.id).where(processing, when).limit(limit - len(found))
+        found.extend(r.id for r in conn.execute(query))
+    return found
 
 
 def overdue_jobs(

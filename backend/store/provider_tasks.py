@@ -97,6 +97,15 @@ def update_task(
     conn.execute(provider_tasks.update().where(provider_tasks.c.id == row_id).values(**values))
 
 
+# Built once (SQLAlchemy reuses their cache keys and compiled forms): every job ends its
+# tasks once when it renders and again when it finishes.
+_OPEN_TASKS_OF_JOB = provider_tasks.update().where(
+    provider_tasks.c.job_id == sa.bindparam("job_id_"),
+    provider_tasks.c.state.in_([s.value for s in TaskState if s.is_open]),
+)
+_END_TASK = _OPEN_TASKS_OF_JOB.where(provider_tasks.c.task_id == sa.bindparam("task_id_"))
+
+
 def end_job_tasks(
     conn: sa.Connection,
     job_id: str,
@@ -107,17 +116,10 @@ def end_job_tasks(
     """The job's current task ended as ``state`` (costing ``cost``, where the provider
     said); any other task of the job still open is abandoned."""
     now = utcnow()
-    open_states = [s.value for s in TaskState if s.is_open]
-    base = provider_tasks.update().where(
-        provider_tasks.c.job_id == job_id, provider_tasks.c.state.in_(open_states)
-    )
+    ended = {"job_id_": job_id, "updated_at": now, "ended_at": now}
     if task_id is not None:
-        conn.execute(
-            base.where(provider_tasks.c.task_id == task_id).values(
-                state=state.value, updated_at=now, ended_at=now, cost=cost
-            )
-        )
-    conn.execute(base.values(state=TaskState.ABANDONED.value, updated_at=now, ended_at=now))
+        conn.execute(_END_TASK, {**ended, "task_id_": task_id, "state": state.value, "cost": cost})
+    conn.execute(_OPEN_TASKS_OF_JOB, {**ended, "state": TaskState.ABANDONED.value})
 
 
 def get_by_callback_token_hash(conn: sa.Connection, token_hash: str) -> ProviderTaskRecord | None:
