@@ -49,7 +49,15 @@ def check(client: redis.Redis, delivery: DeliveryRecord) -> Seen:
     try:
         value = client.get(dedup_key(delivery))
     except redis.RedisError as exc:
-        _unavailable(delivery, exc)
+        return seen_in(delivery, exc)
+    return seen_in(delivery, value)
+
+
+def seen_in(delivery: DeliveryRecord, value: bytes | str | redis.RedisError | None) -> Seen:
+    """``check``'s answer from the key's value read elsewhere (with the sending slots, in
+    one round trip), or the error that kept Redis from answering."""
+    if isinstance(value, redis.RedisError):
+        _unavailable(delivery, value)
         return Seen(already_delivered=False, unavailable=True)
     if value is None:
         return Seen(already_delivered=False)
