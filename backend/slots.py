@@ -49,6 +49,10 @@ class Slots:
         self.keys = list(keys)
         #: Keys whose releases are marked for waiters (``wait_for_free``).
         self.waited = list(waited)
+        #: ``SET NX EX`` writes made with the release, in its round trip (``write_on_release``).
+        self._writes: list[tuple[str, str, int]] = []
+        #: Whether the release ran, those writes included.
+        self.released = False
         self.name = " + ".join(self.keys)
         self.timeout: float | None = ttl_seconds
         self.limits = list(limits)
@@ -76,6 +80,11 @@ class Slots:
             raise redis.exceptions.LockNotOwnedError(f"slot of {self.name} expired")
         return True
 
+    def write_on_release(self, key: str, value: str, ttl_seconds: int) -> None:
+        """Set ``key`` (if it is not set) when the slots are given back, in the same round
+        trip; ``released`` then tells whether it was done."""
+        self._writes.append((key, value, ttl_seconds))
+
     def release(self) -> None:
         """Give every slot back at once, and tell a waiter of each key (``wait_for_free``)."""
         pipe = self._client.pipeline(transaction=False)
@@ -85,7 +94,10 @@ class Slots:
             pipe.rpush(freed_key(key), 1)
             pipe.ltrim(freed_key(key), -1, -1)
             pipe.pexpire(freed_key(key), _FREED_TTL_MS)
+        for key, value, ttl in self._writes:
+            pipe.set(key, value, nx=True, ex=ttl)
         pipe.execute()
+        self.released = True
 
     def _call(self, mode: str, *limits: int) -> int:
         ttl_ms = max(1, round(float(self.timeout or 1) * 1000))
@@ -125,7 +137,7 @@ def slots(
     """Try once to take a slot of every key (all or none); yields 0 if this caller holds
     them (or Redis is down), else the 1-based index of the first full key. Held, they are
     renewed until the block ends, then given back (and ``waited`` keys' waiters told)."""
-    with slots_and_value(client, keys, limits, ttl_seconds, waited=waited) as (refused, _):
+    with slots_and_value(client, keys, limits, ttl_seconds, waited=waited) as (refused, _, _):
         yield refused
 
 
@@ -138,9 +150,9 @@ def slots_and_value(
     *,
     waited: Sequence[str] = (),
     read: str | None = None,
-) -> Iterator[tuple[int, bytes | RedisError | None]]:
+) -> Iterator[tuple[int, bytes | RedisError | None, Slots | None]]:
     """``slots``, also yielding the value of ``read`` fetched in the same round trip (the
-    ``RedisError`` instead when Redis could not be asked)."""
+    ``RedisError`` instead when Redis could not be asked), and the hold while it is held."""
     hold = Slots(client, keys, limits, ttl_seconds, waited=waited)
     value: bytes | RedisError | None = None
     try:
@@ -150,13 +162,13 @@ def slots_and_value(
             refused, value = hold.acquire_and_get(read)
     except RedisError as exc:
         log.warning("concurrency cap %s unavailable (%s); continuing without it", hold.name, exc)
-        yield 0, exc
+        yield 0, exc, None
         return
     if refused:
-        yield refused, value
+        yield refused, value, None
         return
     with kept(hold):
-        yield 0, value
+        yield 0, value, hold
 
 
 def wait_for_free(client: redis.Redis, key: str, seconds: float) -> bool:

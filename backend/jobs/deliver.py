@@ -138,6 +138,7 @@ def _attempt_if_due(
     # The dedup record is read with the slots, in one round trip: a put-off attempt needs
     # neither, and one that may send has both.
     seen = dedup.Seen(already_delivered=False)
+    attempt_number = delivery.attempt_count + 1
     with sending_slots(
         ctx.redis, ctx.settings, delivery.account_id, target.url, read=dedup.dedup_key(delivery)
     ) as gate:
@@ -157,6 +158,10 @@ def _attempt_if_due(
                     policy.timeout_seconds,
                     private_reply_shown=reach.private,
                 )
+                if result.succeeded:  # recorded as the slots are given back, one round trip
+                    dedup.remember_with_release(
+                        gate.hold, delivery, attempt_number, ctx.settings.webhook_dedup_ttl_seconds
+                    )
     if full is not None:  # a probe is dropped: the next one comes soon enough
         return None if probe else _defer(ctx, target, now, full, busy)
     if seen.already_delivered:
@@ -167,8 +172,12 @@ def _attempt_if_due(
         return _wait_for_quota(ctx, delivery, now, quota.retry_after_seconds, probe=probe)
     unavailable = seen.unavailable
     if result.succeeded:
-        remembered = dedup.remember(
-            ctx.redis, delivery, delivery.attempt_count + 1, ctx.settings.webhook_dedup_ttl_seconds
+        remembered = dedup.remembered_with_release(
+            ctx.redis,
+            gate.hold,
+            delivery,
+            attempt_number,
+            ctx.settings.webhook_dedup_ttl_seconds,
         )
         unavailable = unavailable or not remembered
         _record(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis
 
 from backend import redis_keys
+from backend.slots import Slots
 from backend.store.deliveries import DeliveryRecord
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,29 @@ def remember(
         _unavailable(delivery, exc)
         return False
     return True
+
+
+def remember_with_release(
+    hold: Slots | None, delivery: DeliveryRecord, attempt_number: int, ttl_seconds: int
+) -> None:
+    """Have the sending slots' release record the 2xx too, in its round trip; once they
+    are given back, ``remembered_with_release`` tells whether it was."""
+    if hold is not None:
+        hold.write_on_release(dedup_key(delivery), f"{delivery.id}#{attempt_number}", ttl_seconds)
+
+
+def remembered_with_release(
+    client: redis.Redis,
+    hold: Slots | None,
+    delivery: DeliveryRecord,
+    attempt_number: int,
+    ttl_seconds: int,
+) -> bool:
+    """Whether the 2xx is recorded; if the release did not (Redis down, no hold, or a
+    stopping worker gave the slots back first), it is recorded now."""
+    if hold is not None and hold.released:
+        return True
+    return remember(client, delivery, attempt_number, ttl_seconds)
 
 
 def _unavailable(delivery: DeliveryRecord, exc: Exception) -> None:

@@ -31,7 +31,7 @@ import redis
 
 from backend import redis_keys
 from backend.settings import Settings
-from backend.slots import slots_and_value, wait_for_free
+from backend.slots import Slots, slots_and_value, wait_for_free
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -63,6 +63,8 @@ class Gate:
     full: str | None
     #: The value read, or the error that kept Redis from answering.
     value: bytes | redis.RedisError | None = None
+    #: The slots held (``None`` when not sent, or when Redis was down and the caps open).
+    hold: Slots | None = None
 
 
 @contextmanager
@@ -88,9 +90,9 @@ def sending_slots(
     deadline = time.monotonic() + wait
     while True:
         taking = slots_and_value(client, keys, caps, ttl, waited=[by_destination], read=read)
-        with taking as (refused, value):
+        with taking as (refused, value, hold):
             if refused == 0:
-                yield Gate(None, value)
+                yield Gate(None, value, hold)
                 return
             if refused == 1:
                 yield Gate(f"the account has {account_cap} webhooks in flight", value)
