@@ -36,7 +36,7 @@ from backend.locks import release_held_by
 from backend.queue import JOBS_QUEUE, WEBHOOKS_QUEUE, Queue
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
-from backend.slots import Slot, holders, slot, slots
+from backend.slots import Slot, holders, slot, slots, slots_and_value
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
 from backend.webhooks import fairness
@@ -413,3 +413,20 @@ def _blocked_clients(ctx: Context) -> int:
         for client in ctx.redis.client_list()
         if client.get("cmd") == "blpop" and int(client.get("db", -1)) == int(db)
     )
+
+
+def test_a_write_made_with_the_release_is_done_once_the_slots_are_given_back(
+    ctx: Context,
+) -> None:
+    # Given a held pair of slots with a write to make on release
+    keys = ["genhook:slots:test-account", "genhook:slots:test-destination"]
+    with slots_and_value(ctx.redis, keys, [2, 1], 10, read="genhook:test:record") as taken:
+        refused, value, hold = taken
+        assert refused == 0 and value is None and hold is not None
+        hold.write_on_release("genhook:test:record", "dlv_1#1", 60)
+        # Then nothing is written while they are held
+        assert ctx.redis.get("genhook:test:record") is None
+    # And on release the slots are free and the value is written, once (SET NX)
+    assert hold.released
+    assert ctx.redis.get("genhook:test:record") == b"dlv_1#1"
+    assert holders(ctx.redis, keys[0]) == holders(ctx.redis, keys[1]) == 0
