@@ -23,6 +23,10 @@
                                   zset    the same, for the account's webhooks to one
                                           host:port; at most webhook_destination_concurrency
                                           TTL: DELIVERY_SLOT_TTL_SECONDS, renewed likewise
+    genhook:slots:destination:{account_id}:{host_port_hash}:freed
+                                  list    at most one mark, pushed when a slot is given back,
+                                          that a delivery waiting for a slot blocks on
+                                          (slots.wait_for_free); TTL 1 s
     genhook:backlog:{destination_hash}
                                   string  set while one batch of a destination's waiting
                                           retries is being brought forward (deliver.py)

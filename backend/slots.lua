@@ -1,27 +1,32 @@
--- Take or renew one slot of a counting semaphore whose holders expire.
+-- Take or renew one slot in each of several counting semaphores whose holders expire.
 --
---   KEYS[1]  genhook:slots:...   zset  member: a holder's token
+--   KEYS[i]  genhook:slots:...   zset  member: a holder's token
 --                                      score:  when that hold expires (ms, Redis's clock)
 --   ARGV[1]  "take" or "renew"
 --   ARGV[2]  the holder's token
---   ARGV[3]  how many holders the semaphore allows (take)
---   ARGV[4]  how long a hold lasts unless renewed, in ms
+--   ARGV[3]  how long a hold lasts unless renewed, in ms
+--   ARGV[3+i] how many holders KEYS[i] allows (take)
 --
 -- Holds past their expiry are dropped first, so a holder that died (SIGKILL, a lost host)
 -- frees its slot within one TTL. Redis's own clock decides, so the hosts' clocks need not
--- agree. Returns 1 if the caller holds a slot now, 0 if not (all taken, or, for "renew",
--- the hold had already expired).
+-- agree. All or nothing: a take holds a slot of every key, or of none. Returns 0 if the
+-- caller holds them all now, else the index of the first key refused (1-based: its slots
+-- were all taken, or, for "renew", the hold had already expired).
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local ttl = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if ARGV[1] == 'renew' then
-  if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-    return 0
+local ttl = tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if ARGV[1] == 'renew' then
+    if not redis.call('ZSCORE', key, ARGV[2]) then
+      return i
+    end
+  elseif redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
+    return i
   end
-elseif redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
 end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl)
-return 1
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[2])
+  redis.call('PEXPIRE', key, ttl)
+end
+return 0

@@ -25,11 +25,16 @@ from backend.webhooks.signing import signature_headers
 MODEL = "seedance-1-pro"
 
 
-def create_finished_jobs(ctx: Context, count: int, webhook_url: str) -> None:
-    """``count`` completed jobs, each with one pending delivery whose message is queued."""
+def create_finished_jobs(ctx: Context, count: int, webhook_url: str, accounts: int = 1) -> None:
+    """``count`` completed jobs, each with one pending delivery whose message is queued,
+    spread round-robin over ``accounts`` accounts (each has its own webhook caps)."""
     price = ctx.catalog.models[MODEL].credits["5s"]
-    account = create_account(ctx, "bench@example.com", credits=count * price).account
+    owners = [
+        create_account(ctx, f"bench{i or ''}@example.com", credits=count * price).account
+        for i in range(accounts)
+    ]
     for n in range(count):
+        account = owners[n % accounts]
         request = GenerationCreate(
             model=MODEL,
             prompt=f"genhook delivery bench #{n}: product reveal on white",

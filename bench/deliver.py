@@ -40,6 +40,7 @@ and ``message_profiles.py`` (``--profile``).
 How to run it (from the repository, with genhook installed)::
 
     python bench/deliver.py --count 2000 --threads 8
+    python bench/deliver.py --count 2000 --threads 8 --accounts 4   # caps out of reach
     psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE genhook_bench'
     python bench/deliver.py --count 2000 --threads 8 \\
         --database-url postgresql://postgres@127.0.0.1:5432/genhook_bench
@@ -88,6 +89,7 @@ WORKER_STOP_TIMEOUT_MS = 10_000
 class Config:
     count: int
     threads: int
+    accounts: int
     database_url: str | None
     redis_url: str | None
     max_seconds: float
@@ -103,6 +105,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     )
     parser.add_argument("--count", type=_positive_int, default=2000, help="deliveries and POSTs")
     parser.add_argument("--threads", type=_positive_int, default=8, help="worker threads")
+    parser.add_argument(
+        "--accounts",
+        type=_positive_int,
+        default=1,
+        help="accounts the deliveries are spread over (1: one account to one receiver, "
+        "where the webhook caps bind; more: the spread case, where they should cost nothing)",
+    )
     parser.add_argument(
         "--database-url",
         default=None,
@@ -130,6 +139,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     return Config(
         count=args.count,
         threads=args.threads,
+        accounts=args.accounts,
         database_url=args.database_url,
         redis_url=args.redis_url,
         max_seconds=args.max_seconds,
@@ -215,12 +225,14 @@ def run(config: Config, bench: Bench) -> bool:
         say(label, text)
 
     started = time.perf_counter()
-    create_finished_jobs(bench.ctx, config.count, bench.receiver.url + WEBHOOK_PATH)
+    create_finished_jobs(
+        bench.ctx, config.count, bench.receiver.url + WEBHOOK_PATH, accounts=config.accounts
+    )
     prepared = time.perf_counter() - started
     say(
         "prepared",
-        f"{config.count} completed jobs, one pending delivery each, in {prepared:.1f} s "
-        "(not timed; the messages wait in Redis)",
+        f"{config.count} completed jobs of {config.accounts} account(s), one pending delivery "
+        f"each, in {prepared:.1f} s (not timed; the messages wait in Redis)",
     )
     body, headers = sample_request(bench.ctx, bench.monitor)
     say("request", f"{len(body)} body bytes, {len(headers)} headers")
@@ -255,7 +267,7 @@ def run(config: Config, bench: Bench) -> bool:
     say("ratio", f"deliveries/s / POSTs/s = {ratio:.3f}")
     say(
         "markdown row",
-        f"| {bench.database_kind} | {config.count:,} | {config.threads} "
+        f"| {bench.database_kind} | {config.count:,} | {config.threads} | {config.accounts} "
         f"| {delivery.rate:,.1f} | {baseline.rate:,.1f} | {ratio:.3f} |",
     )
     if profiles is not None and config.profile is not None:

@@ -36,9 +36,10 @@ from backend.locks import release_held_by
 from backend.queue import JOBS_QUEUE, WEBHOOKS_QUEUE, Queue
 from backend.schemas.generations import GenerationCreate
 from backend.settings import Settings
-from backend.slots import Slot, holders, slot
+from backend.slots import Slot, holders, slot, slots, slots_and_value
 from backend.store import deliveries as deliveries_store
 from backend.store.tables import deliveries
+from backend.webhooks import fairness
 from backend.webhooks.fairness import destination_key
 from backend.worker_pools import pool_for, pools
 from tests.conftest import make_settings, wait_until
@@ -350,3 +351,82 @@ def test_a_stopping_worker_gives_back_the_slots_of_its_unfinished_steps(ctx: Con
     assert holders(ctx.redis, key) == 0
     finish.set()
     thread.join(5)
+
+
+def test_both_slots_are_taken_or_neither(ctx: Context) -> None:
+    # Given a destination whose one slot is taken
+    account_key, destination = "genhook:slots:test-account", "genhook:slots:test-destination"
+    with slot(ctx.redis, destination, 1, 10) as taken:
+        assert taken
+        # When a delivery asks for a slot of its account and of that destination
+        with slots(ctx.redis, [account_key, destination], [2, 1], 10) as refused:
+            # Then it is refused by the destination, and holds no slot of its account either
+            assert refused == 2
+            assert holders(ctx.redis, account_key) == 0
+    with slots(ctx.redis, [account_key, destination], [2, 1], 10) as refused:
+        assert refused == 0
+        assert holders(ctx.redis, account_key) == holders(ctx.redis, destination) == 1
+    assert holders(ctx.redis, account_key) == holders(ctx.redis, destination) == 0
+
+
+def test_a_delivery_over_its_destination_cap_is_sent_when_a_slot_frees_within_its_wait(
+    ctx: Context,
+    lossy: Context,
+    account: NewAccount,
+    receiver: tuple[WebhookReceiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A wait far longer than the release takes, so that the test does not race the clock
+    monkeypatch.setattr(fairness, "DESTINATION_WAIT_SECONDS", 30.0)
+    app, url = receiver
+    waiting = pending_delivery(lossy, account, f"{url}/waiting")
+    key = destination_key(account.account.id, f"{url}/anything")
+
+    # Given the destination's only slot is held by another send, which ends once the
+    # delivery is waiting for it
+    hold = Slot(ctx.redis, key, DESTINATION_CAP, 10)
+    assert hold.acquire()
+
+    def end_the_other_send() -> None:
+        wait_until(lambda: _blocked_clients(ctx) >= 1, timeout=10)
+        hold.release()
+
+    releaser = threading.Thread(target=end_the_other_send)
+    releaser.start()
+
+    # When the delivery comes up
+    deliver(lossy, waiting)
+    releaser.join(timeout=10)
+
+    # Then it is sent on that release, in this same attempt, not put off
+    assert [request.path for request in app.requests] == ["/waiting"]
+    row = delivery_row(ctx, waiting)
+    assert row.status == "delivered" and row.attempt_count == 1
+    assert holders(ctx.redis, key) == 0
+
+
+def _blocked_clients(ctx: Context) -> int:
+    """Clients of this test's Redis database blocked waiting for a slot's release."""
+    db = ctx.redis.connection_pool.connection_kwargs.get("db", 0)
+    return sum(
+        1
+        for client in ctx.redis.client_list()
+        if client.get("cmd") == "blpop" and int(client.get("db", -1)) == int(db)
+    )
+
+
+def test_a_write_made_with_the_release_is_done_once_the_slots_are_given_back(
+    ctx: Context,
+) -> None:
+    # Given a held pair of slots with a write to make on release
+    keys = ["genhook:slots:test-account", "genhook:slots:test-destination"]
+    with slots_and_value(ctx.redis, keys, [2, 1], 10, read="genhook:test:record") as taken:
+        refused, value, hold = taken
+        assert refused == 0 and value is None and hold is not None
+        hold.write_on_release("genhook:test:record", "dlv_1#1", 60)
+        # Then nothing is written while they are held
+        assert ctx.redis.get("genhook:test:record") is None
+    # And on release the slots are free and the value is written, once (SET NX)
+    assert hold.released
+    assert ctx.redis.get("genhook:test:record") == b"dlv_1#1"
+    assert holders(ctx.redis, keys[0]) == holders(ctx.redis, keys[1]) == 0

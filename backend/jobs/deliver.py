@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,7 +43,6 @@ from backend.jobs.view import to_webhook_payload
 from backend.locks import busy_retry_delay, held
 from backend.logging_setup import redacted_url
 from backend.settings import Settings
-from backend.store import accounts as accounts_store
 from backend.store import deliveries as deliveries_store
 from backend.store import endpoints as endpoints_store
 from backend.store import jobs as jobs_store
@@ -127,12 +127,6 @@ def _attempt_if_due(
     if unusable is not None:
         _record(ctx, target, now, _not_sent(f"not sent: {unusable}"), outcome=FAILED)
         return None
-    seen = dedup.check(ctx.redis, delivery)
-    if seen.already_delivered:
-        note = "not sent again: Redis records an earlier, unlogged attempt as delivered"
-        _record(ctx, target, now, _not_sent(note), outcome=DELIVERED)
-        return None
-
     policy = policy_for(ctx.settings, endpoint)
     headers = signature_headers(
         secrets=target.secrets,
@@ -141,8 +135,17 @@ def _attempt_if_due(
         timestamp=now,
         body=target.body,
     )
-    with sending_slots(ctx.redis, ctx.settings, delivery.account_id, target.url) as full:
+    # The dedup record is read with the slots, in one round trip: a put-off attempt needs
+    # neither, and one that may send has both.
+    seen = dedup.Seen(already_delivered=False)
+    attempt_number = delivery.attempt_count + 1
+    with sending_slots(
+        ctx.redis, ctx.settings, delivery.account_id, target.url, read=dedup.dedup_key(delivery)
+    ) as gate:
+        full = gate.full
         if full is None:
+            seen = dedup.seen_in(delivery, gate.value)
+        if full is None and not seen.already_delivered:
             # Counted only when it would really be sent: a put-off attempt costs no quota.
             quota = ctx.rate_limits.take_delivery_attempt(delivery.account_id)
             if quota.allowed:
@@ -155,14 +158,26 @@ def _attempt_if_due(
                     policy.timeout_seconds,
                     private_reply_shown=reach.private,
                 )
+                if result.succeeded:  # recorded as the slots are given back, one round trip
+                    dedup.remember_with_release(
+                        gate.hold, delivery, attempt_number, ctx.settings.webhook_dedup_ttl_seconds
+                    )
     if full is not None:  # a probe is dropped: the next one comes soon enough
         return None if probe else _defer(ctx, target, now, full, busy)
+    if seen.already_delivered:
+        note = "not sent again: Redis records an earlier, unlogged attempt as delivered"
+        _record(ctx, target, now, _not_sent(note), outcome=DELIVERED)
+        return None
     if not quota.allowed:
         return _wait_for_quota(ctx, delivery, now, quota.retry_after_seconds, probe=probe)
     unavailable = seen.unavailable
     if result.succeeded:
-        remembered = dedup.remember(
-            ctx.redis, delivery, delivery.attempt_count + 1, ctx.settings.webhook_dedup_ttl_seconds
+        remembered = dedup.remembered_with_release(
+            ctx.redis,
+            gate.hold,
+            delivery,
+            attempt_number,
+            ctx.settings.webhook_dedup_ttl_seconds,
         )
         unavailable = unavailable or not remembered
         _record(
@@ -250,6 +265,8 @@ def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
     destination = delivery.endpoint_id or f"{delivery.account_id} {target.url}"
     key = redis_keys.backlog(hashlib.sha256(destination.encode()).hexdigest()[:32])
     window = redis_keys.BACKLOG_BATCH_SECONDS
+    if not _may_claim_backlog(key, window):
+        return  # a batch was claimed (here or elsewhere) within the window: Redis not asked
     try:
         if not ctx.redis.set(key, delivery.id, nx=True, ex=window):
             return  # another success is bringing a batch forward right now
@@ -282,6 +299,28 @@ def _bring_backlog_forward(ctx: Context, target: Target, now: datetime) -> None:
         )
 
 
+#: Per backlog key: until when (monotonic) this process knows a batch is claimed.
+_backlog_claimed_until: dict[str, float] = {}
+
+
+def _may_claim_backlog(key: str, window: float) -> bool:
+    """Whether to ask Redis for the destination's batch claim: at most once a window per
+    process, since a claim (this process's or another's) lasts that long. Every success
+    to a busy receiver would otherwise make one more Redis round trip that finds it taken."""
+    now = time.monotonic()
+    if _backlog_claimed_until.get(key, 0.0) > now:
+        return False
+    if len(_backlog_claimed_until) > _BACKLOG_CLAIMS_KEPT:
+        for stale in [k for k, until in _backlog_claimed_until.items() if until <= now]:
+            _backlog_claimed_until.pop(stale, None)
+    _backlog_claimed_until[key] = now + window
+    return True
+
+
+#: How many destinations' claims the process remembers before it drops expired ones.
+_BACKLOG_CLAIMS_KEPT = 10_000
+
+
 def _signing_secrets(
     ctx: Context,
     current: SealedSecret,
@@ -302,51 +341,39 @@ def _signing_secrets(
 
 def _load(ctx: Context, delivery_id: str, now: datetime, *, early: bool = False) -> Target | None:
     with ctx.store.begin() as conn:
-        delivery = deliveries_store.get_delivery(conn, delivery_id)
-        if delivery is None or delivery.status != PENDING:
+        row = deliveries_store.load_for_sending(conn, delivery_id)
+        if row is None or row.delivery.status != PENDING:
             return None
+        delivery, endpoint = row.delivery, row.endpoint
         if (
             not early
             and delivery.next_attempt_at is not None
             and delivery.next_attempt_at > now + EARLY_TOLERANCE
         ):
             return None  # an early duplicate; the scheduled message (or the sweep) will come
-        endpoint = None
-        account = accounts_store.get_account(conn, delivery.account_id)
-        assert account is not None
-        if delivery.endpoint_id is not None:
-            endpoint = endpoints_store.get_endpoint(
-                conn, delivery.endpoint_id, include_deleted=True
-            )
-            assert endpoint is not None
-            secrets = _signing_secrets(
-                ctx,
-                endpoint.secret,
-                endpoint.previous_secret,
-                endpoint.previous_secret_expires_at,
-                now,
-            )
-        else:
-            secrets = _signing_secrets(
-                ctx,
-                account.signing_secret,
-                account.previous_signing_secret,
-                account.previous_signing_secret_expires_at,
-                now,
-            )
         body = delivery.payload
         if body is None:  # written before payloads were frozen (migration 0002)
             job = jobs_store.get_job(conn, delivery.job_id)
             assert job is not None
             body = to_webhook_payload(job, delivery.event).model_dump_json()
+    if endpoint is not None:
+        secrets = _signing_secrets(
+            ctx,
+            endpoint.secret,
+            endpoint.previous_secret,
+            endpoint.previous_secret_expires_at,
+            now,
+        )
+    else:
+        secrets = _signing_secrets(
+            ctx,
+            row.signing_secret,
+            row.previous_signing_secret,
+            row.previous_signing_secret_expires_at,
+            now,
+        )
     url = endpoint.url if endpoint is not None else delivery.url
-    return Target(delivery, endpoint, url, secrets, body.encode(), account.allow_private_webhooks)
-
-    if endpoint.deleted_at is not None:
-        return "the endpoint was deleted"
-    if not endpoint.enabled:
-        return f"the endpoint is disabled ({endpoint.disabled_reason})"
-    return None
+    return Target(delivery, endpoint, url, secrets, body.encode(), row.allow_private_webhooks)
 
 
 def _retry_delay(

@@ -14,8 +14,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from backend.store.tables import deliveries, delivery_attempts, webhook_endpoints
-from backend.store.types import record_from_row, utcnow
+from backend.store.endpoints import EndpointRecord
+from backend.store.tables import accounts, deliveries, delivery_attempts, webhook_endpoints
+from backend.store.types import SealedSecret, record_from_row, sealed_or_none, utcnow
 
 #: Delivery states.
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -110,6 +111,63 @@ def get_delivery(conn: sa.Connection, delivery_id: str) -> DeliveryRecord | None
     return _record(row) if row else None
 
 
+@dataclass(frozen=True)
+class SendingRow:
+    """A delivery with what its attempt needs of its account and endpoint (one query)."""
+
+    delivery: DeliveryRecord
+    endpoint: EndpointRecord | None
+    signing_secret: SealedSecret
+    previous_signing_secret: SealedSecret | None
+    previous_signing_secret_expires_at: datetime | None
+    allow_private_webhooks: bool
+
+
+_ENDPOINT_PREFIX = "endpoint__"
+#: Built once: SQLAlchemy then reuses its compiled form without rebuilding a cache key.
+_LOAD_FOR_SENDING = (
+    sa.select(
+        deliveries,
+        accounts.c.signing_secret,
+        accounts.c.previous_signing_secret,
+        accounts.c.previous_signing_secret_expires_at,
+        accounts.c.allow_private_webhooks,
+        *(column.label(_ENDPOINT_PREFIX + column.name) for column in webhook_endpoints.c),
+    )
+    .select_from(
+        deliveries.join(accounts, accounts.c.id == deliveries.c.account_id).outerjoin(
+            webhook_endpoints, webhook_endpoints.c.id == deliveries.c.endpoint_id
+        )
+    )
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+)
+
+
+def load_for_sending(conn: sa.Connection, delivery_id: str) -> SendingRow | None:
+    """The delivery, its account's signing secrets and reach, and its endpoint (deleted
+    ones included), in one statement."""
+    row = conn.execute(_LOAD_FOR_SENDING, {"delivery_id": delivery_id}).first()
+    if row is None:
+        return None
+    mapping = row._mapping
+    endpoint = None
+    if mapping[_ENDPOINT_PREFIX + "id"] is not None:
+        values = {
+            name: mapping[_ENDPOINT_PREFIX + name] for name in EndpointRecord.__dataclass_fields__
+        }
+        values["secret"] = SealedSecret(values["secret"])
+        values["previous_secret"] = sealed_or_none(values["previous_secret"])
+        endpoint = EndpointRecord(**values)
+    return SendingRow(
+        delivery=_record(row),
+        endpoint=endpoint,
+        signing_secret=SealedSecret(row.signing_secret),
+        previous_signing_secret=sealed_or_none(row.previous_signing_secret),
+        previous_signing_secret_expires_at=row.previous_signing_secret_expires_at,
+        allow_private_webhooks=bool(row.allow_private_webhooks),
+    )
+
+
 def get_account_delivery(
     conn: sa.Connection, account_id: str, delivery_id: str
 ) -> DeliveryRecord | None:
@@ -142,31 +200,48 @@ def record_attempt(
     """Log one attempt and move the delivery to ``outcome`` (pending means "retry at
     ``next_attempt_at``"). An attempt that does not count in the round (a probe) leaves the
     delivery's place in its retry schedule as it was."""
-    conn.execute(
-        delivery_attempts.insert().values(
-            delivery_id=delivery_id,
-            attempted_at=attempted_at,
-            response_status=response_status,
-            latency_ms=latency_ms,
-            error=error,
-            response_body=(response_body or "")[:MAX_LOGGED_BODY_CHARS] or None,
-            dedup_unavailable=dedup_unavailable,
-            url=url,
-        )
-    )
     now = utcnow()
     conn.execute(
-        deliveries.update()
-        .where(deliveries.c.id == delivery_id)
-        .values(
-            status=outcome,
-            attempt_count=deliveries.c.attempt_count + 1,
-            round_attempts=deliveries.c.round_attempts + (1 if counts_in_round else 0),
-            next_attempt_at=next_attempt_at if outcome == PENDING else None,
-            updated_at=now,
-            delivered_at=now if outcome == DELIVERED else None,
-        )
+        _INSERT_ATTEMPT,
+        {
+            "delivery_id": delivery_id,
+            "attempted_at": attempted_at,
+            "response_status": response_status,
+            "latency_ms": latency_ms,
+            "error": error,
+            "response_body": (response_body or "")[:MAX_LOGGED_BODY_CHARS] or None,
+            "dedup_unavailable": dedup_unavailable,
+            "url": url,
+        },
     )
+    conn.execute(
+        _MOVE_AFTER_ATTEMPT,
+        {
+            "delivery": delivery_id,
+            "outcome": outcome,
+            "in_round": 1 if counts_in_round else 0,
+            "next_at": next_attempt_at if outcome == PENDING else None,
+            "now": now,
+            "delivered": now if outcome == DELIVERED else None,
+        },
+    )
+
+
+#: The two statements of every attempt, built once (see ``_LOAD_FOR_SENDING``).
+_INSERT_ATTEMPT = delivery_attempts.insert()
+_MOVE_AFTER_ATTEMPT = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery"))
+    .values(
+        status=sa.bindparam("outcome", type_=deliveries.c.status.type),
+        attempt_count=deliveries.c.attempt_count + 1,
+        round_attempts=deliveries.c.round_attempts
+        + sa.bindparam("in_round", type_=deliveries.c.round_attempts.type),
+        next_attempt_at=sa.bindparam("next_at", type_=deliveries.c.next_attempt_at.type),
+        updated_at=sa.bindparam("now", type_=deliveries.c.updated_at.type),
+        delivered_at=sa.bindparam("delivered", type_=deliveries.c.delivered_at.type),
+    )
+)
 
 
 def start_round(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis
 
 from backend import redis_keys
+from backend.slots import Slots
 from backend.store.deliveries import DeliveryRecord
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,15 @@ def check(client: redis.Redis, delivery: DeliveryRecord) -> Seen:
     try:
         value = client.get(dedup_key(delivery))
     except redis.RedisError as exc:
-        _unavailable(delivery, exc)
+        return seen_in(delivery, exc)
+    return seen_in(delivery, value)
+
+
+def seen_in(delivery: DeliveryRecord, value: bytes | str | redis.RedisError | None) -> Seen:
+    """``check``'s answer from the key's value read elsewhere (with the sending slots, in
+    one round trip), or the error that kept Redis from answering."""
+    if isinstance(value, redis.RedisError):
+        _unavailable(delivery, value)
         return Seen(already_delivered=False, unavailable=True)
     if value is None:
         return Seen(already_delivered=False)
@@ -70,6 +79,29 @@ def remember(
         _unavailable(delivery, exc)
         return False
     return True
+
+
+def remember_with_release(
+    hold: Slots | None, delivery: DeliveryRecord, attempt_number: int, ttl_seconds: int
+) -> None:
+    """Have the sending slots' release record the 2xx too, in its round trip; once they
+    are given back, ``remembered_with_release`` tells whether it was."""
+    if hold is not None:
+        hold.write_on_release(dedup_key(delivery), f"{delivery.id}#{attempt_number}", ttl_seconds)
+
+
+def remembered_with_release(
+    client: redis.Redis,
+    hold: Slots | None,
+    delivery: DeliveryRecord,
+    attempt_number: int,
+    ttl_seconds: int,
+) -> bool:
+    """Whether the 2xx is recorded; if the release did not (Redis down, no hold, or a
+    stopping worker gave the slots back first), it is recorded now."""
+    if hold is not None and hold.released:
+        return True
+    return remember(client, delivery, attempt_number, ttl_seconds)
 
 
 def _unavailable(delivery: DeliveryRecord, exc: Exception) -> None:

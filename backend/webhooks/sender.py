@@ -3,7 +3,8 @@
 The delivery log shows the start of the receiver's answer (``MAX_LOGGED_BODY_CHARS``), so a
 tenant can see why its receiver refused. What a non-public address answered is shown only
 to an account an operator allowed private targets: reached through the operator's
-network-wide ``webhook_allowed_networks``, an internal service's answer is never read.
+network-wide ``webhook_allowed_networks``, an internal service's answer is never kept (its
+first bytes are read and dropped, so that a short answer frees the connection for reuse).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def post_webhook(
             ) as response,
         ):
             shown = private_reply_shown or _peer_is_public(response)
-            excerpt = _read_excerpt(response) if shown else None
+            read = _read_excerpt(response)  # read even if not shown: see _read_excerpt
+            excerpt = read if shown else None
             status = response.status_code
             retry_after = response.headers.get("Retry-After")
     except UnsafeWebhookTarget as exc:
@@ -97,7 +99,9 @@ def _peer_is_public(response: httpx.Response) -> bool:
 
 
 def _read_excerpt(response: httpx.Response) -> str:
-    """At most ``MAX_LOGGED_BODY_CHARS`` bytes of the body; the rest is never read."""
+    """At most ``MAX_LOGGED_BODY_CHARS`` bytes of the body; the rest is never read. An answer
+    read to its end leaves its keep-alive connection to the next delivery (httpcore closes a
+    connection whose response was closed unread: one connect, one DNS check per webhook)."""
     chunks = bytearray()
     for chunk in response.iter_raw():
         chunks.extend(chunk)
