@@ -177,10 +177,11 @@ def test_a_delivery_whose_message_was_lost_is_sent(
 def test_a_duplicated_poll_message_polls_once_and_never_forks_the_chain(
     ctx: Context, lossy: Context, account: NewAccount, simulator: str
 ) -> None:
-    # Given a job at the provider, whose first poll will hit a hiccup (so it stays running)
-    inject_fault(simulator, on="poll", status=503)
+    # Given a job at the provider (submission polls it once, in the same message), whose
+    # next poll will hit a hiccup (so it stays running)
     job_id = new_job(lossy, account)
     submit(lossy, job_id)
+    inject_fault(simulator, on="poll", status=503)
     with ctx.store.begin() as conn:
         first_token = jobs_store.get_job(conn, job_id).poll_token  # type: ignore[union-attr]
     polls_before = stats(simulator)["polls"]
