@@ -236,7 +236,7 @@ def run(args: argparse.Namespace, work: Path, redis_url: str) -> None:
                 sampled = 0.0
                 while time.monotonic() < deadline:
                     with monitor.connect() as conn:
-                        by_status = dict(
+                        by_status: dict[str, int] = dict(
                             conn.execute(
                                 sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
                             ).all()
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace, work: Path, redis_url: str) -> None:
                 wall = time.monotonic() - started
                 process_cpu = time.process_time() - cpu_start
                 with monitor.connect() as conn:
-                    statuses = dict(
+                    statuses: dict[str, int] = dict(
                         conn.execute(
                             sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
                         ).all()
