@@ -49,8 +49,8 @@ class Slots:
         self.keys = list(keys)
         #: Keys whose releases are marked for waiters (``wait_for_free``).
         self.waited = list(waited)
-        #: ``SET NX EX`` writes made with the release, in its round trip (``write_on_release``).
-        self._writes: list[tuple[str, str, int]] = []
+        #: A ``SET NX EX`` made with the release, in its call (``write_on_release``).
+        self._write: tuple[str, str, int] | None = None
         #: Whether the release ran, those writes included.
         self.released = False
         self.name = " + ".join(self.keys)
@@ -63,45 +63,45 @@ class Slots:
     def acquire(self) -> int:
         """Take a slot of every key if each has one free; never waits. Returns 0 if taken,
         else the 1-based index of the first key whose slots were all taken."""
-        return self._call("take", *self.limits)
+        return self.acquire_and_get(None)[0]
 
-    def acquire_and_get(self, key: str) -> tuple[int, bytes | None]:
-        """``acquire``, and the value of ``key`` read in the same round trip."""
-        pipe = self._client.pipeline(transaction=False)
-        ttl_ms = max(1, round(float(self.timeout or 1) * 1000))
-        self._script(keys=self.keys, args=["take", self.token, ttl_ms, *self.limits], client=pipe)
-        pipe.get(key)
-        refused, value = pipe.execute()
-        return int(refused), value
+    def acquire_and_get(self, key: str | None) -> tuple[int, bytes | None]:
+        """``acquire``, and the value of ``key`` read in the same call."""
+        refused, value = self._call("take", [key] if key else [], *self.limits)
+        return refused, value
 
     def reacquire(self) -> bool:
         """Push the holds' expiry a TTL away; raises ``LockNotOwnedError`` if one is gone."""
-        if self._call("renew"):
+        if self._call("renew", [])[0]:
             raise redis.exceptions.LockNotOwnedError(f"slot of {self.name} expired")
         return True
 
     def write_on_release(self, key: str, value: str, ttl_seconds: int) -> None:
-        """Set ``key`` (if it is not set) when the slots are given back, in the same round
-        trip; ``released`` then tells whether it was done."""
-        self._writes.append((key, value, ttl_seconds))
+        """Set ``key`` (unless it is set) when the slots are given back, in the same call;
+        ``released`` then tells whether it was done. One write per hold."""
+        self._write = (key, value, ttl_seconds)
 
     def release(self) -> None:
-        """Give every slot back at once, and tell a waiter of each key (``wait_for_free``)."""
-        pipe = self._client.pipeline(transaction=False)
-        for key in self.keys:
-            pipe.zrem(key, self.token)
-        for key in self.waited:
-            pipe.rpush(freed_key(key), 1)
-            pipe.ltrim(freed_key(key), -1, -1)
-            pipe.pexpire(freed_key(key), _FREED_TTL_MS)
-        for key, value, ttl in self._writes:
-            pipe.set(key, value, nx=True, ex=ttl)
-        pipe.execute()
+        """Give every slot back in one call, marking each ``waited`` key for a waiter
+        (``wait_for_free``), and make the write asked for with ``write_on_release``."""
+        marks = [freed_key(key) for key in self.waited]
+        extra: list[str | int] = [len(marks), _FREED_TTL_MS]
+        write_keys: list[str] = []
+        if self._write is not None:
+            key, value, ttl = self._write
+            write_keys, extra = [key], [*extra, value, ttl]
+        self._call("release", [*marks, *write_keys], *extra)
         self.released = True
 
-    def _call(self, mode: str, *limits: int) -> int:
+    def _call(
+        self, mode: str, extra_keys: Sequence[str], *args: str | int
+    ) -> tuple[int, bytes | None]:
         ttl_ms = max(1, round(float(self.timeout or 1) * 1000))
-        return int(self._script(keys=self.keys, args=[mode, self.token, ttl_ms, *limits]))
+        refused, *rest = self._script(
+            keys=[*self.keys, *extra_keys],
+            args=[mode, self.token, ttl_ms, len(self.keys), *args],
+        )
+        return int(refused), (rest[0] if rest else None)
 
 
 class Slot(Slots):
