@@ -18,9 +18,9 @@ since the machine is shared. Each run measures, in this order:
 * ``inflight``: a second ``genhook up`` with 60 s renders: Runway jobs (polled, no callbacks)
   are submitted until each ``--checkpoints`` count is in flight, status reads are measured
   there (p99, twice: ``wrk -c32`` as in ``status``, which saturates the API, and 4 steady
-  readers, the latency a polling client sees), and once every webhook has arrived, provider status calls and
-  worker CPU seconds per job are counted (simulator ``/_sim/stats``, ``/proc``); then the
-  same for Kling jobs, which the provider calls back.
+  readers, the latency a polling client sees), and once every webhook has arrived,
+  provider status calls and worker CPU seconds per job are counted (simulator
+  ``/_sim/stats``, ``/proc``); then the same for Kling jobs, which the provider calls back.
 
 Limits are raised out of reach (``bench/limits.py``, ``genhook accounts set-limits``) so that
 the bench measures throughput, not the limiter. Ports come from 8400-8499; scratch
