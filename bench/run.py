@@ -179,6 +179,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
 # -- rows -------------------------------------------------------------------------------------
 
 
+def rate_rows(key: str, figure: str, method: str, share: float) -> dict[str, Row]:
+    """A rate and its target as a share of the keep-alive ceiling (``key``), and the same
+    against the sync ceiling (``key_vs_sync``)."""
+    return {
+        key: Row(
+            figure,
+            "req/s",
+            at_least(share, f"≥ {share:.2f}x bare {method}", on_ratio=True),
+            ceiling_name=f"bare {method}",
+        ),
+        f"{key}_vs_sync": Row(
+            f"{figure}, to the sync ceiling",
+            "req/s",
+            at_least(share, f"≥ {share:.2f}x sync {method}", on_ratio=True),
+            ceiling_name=f"sync {method}",
+        ),
+    }
+
+
 def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
     """Every row of the table, in order; those of the in-flight checkpoints included."""
     at_checkpoints = {
@@ -201,33 +220,11 @@ def make_rows(checkpoints: Sequence[int]) -> dict[str, Row]:
         "hello_post": Row("bare Falcon POST, wrk -c32", "req/s"),
         "sync_get": Row("bare Falcon GET, gunicorn sync (Connection: close)", "req/s"),
         "sync_post": Row("bare Falcon POST, gunicorn sync (Connection: close)", "req/s"),
-        "submit": Row(
-            "POST /v1/video/generations",
-            "req/s",
-            at_least(0.30, "≥ 0.30x bare POST", on_ratio=True),
-            ceiling_name="bare POST",
-        ),
-        "submit_vs_sync": Row(
-            "POST /v1/video/generations, to the sync ceiling",
-            "req/s",
-            at_least(0.30, "≥ 0.30x sync POST", on_ratio=True),
-            ceiling_name="sync POST",
-        ),
+        **rate_rows("submit", "POST /v1/video/generations", "POST", 0.30),
         "submit_p50": Row("POST p50", "ms", digits=1),
         "submit_p99": Row("POST p99", "ms", at_most(50, "≤ 50 ms"), digits=1),
         "submit_cpu": Row("API CPU per POST", "ms", digits=2, ceiling_name="bare"),
-        "status": Row(
-            "GET /v1/video/generations/{id}",
-            "req/s",
-            at_least(0.60, "≥ 0.60x bare GET", on_ratio=True),
-            ceiling_name="bare GET",
-        ),
-        "status_vs_sync": Row(
-            "GET /v1/video/generations/{id}, to the sync ceiling",
-            "req/s",
-            at_least(0.60, "≥ 0.60x sync GET", on_ratio=True),
-            ceiling_name="sync GET",
-        ),
+        **rate_rows("status", "GET /v1/video/generations/{id}", "GET", 0.60),
         "status_p99": Row("GET p99", "ms", digits=1),
         "status_cpu": Row("API CPU per GET", "ms", digits=2, ceiling_name="bare"),
         "lifecycle": Row(
