@@ -29,7 +29,9 @@ def require_room_in_flight(
     ``final``: in the insert's transaction, right after the job's own insert, which counted
     the new job and holds the account's row until the commit. Without ``final``: an early
     check that spares a submission that would be refused its image fetches."""
-    account = accounts_store.in_flight(conn, account_id, for_update=final)
+    # When final, this transaction's own count of the new job (an UPDATE of the account's
+    # row) already holds the row until the commit: no other lock is needed.
+    account = accounts_store.in_flight(conn, account_id)
     if account is None:
         raise NotFound("account not found")
     cap = account.max_jobs_in_flight

@@ -33,8 +33,6 @@ class AccountRecord:
     max_jobs_in_flight: int | None = None
     #: Webhooks and image fetches may reach ``private_webhook_networks`` (operators only).
     allow_private_webhooks: bool = False
-    #: Its jobs not finished yet (``pending`` or ``processing``).
-    jobs_in_flight: int = 0
 
 
 def _record(row: sa.Row) -> AccountRecord:
@@ -183,15 +181,11 @@ class InFlight:
 _IN_FLIGHT = sa.select(accounts.c.jobs_in_flight, accounts.c.max_jobs_in_flight).where(
     accounts.c.id == sa.bindparam("_id")
 )
-# NO KEY UPDATE: a job insert in the same or another transaction holds KEY SHARE on the
-# account (its foreign key), which FOR UPDATE would deadlock against.
-_IN_FLIGHT_LOCKED = _IN_FLIGHT.with_for_update(key_share=True)
 
 
-def in_flight(conn: sa.Connection, account_id: str, *, for_update: bool) -> InFlight | None:
-    """The account's count of jobs in flight and its cap; ``for_update`` locks its row."""
-    query = _IN_FLIGHT_LOCKED if for_update else _IN_FLIGHT
-    row = conn.execute(query, {"_id": account_id}).first()
+def in_flight(conn: sa.Connection, account_id: str) -> InFlight | None:
+    """The account's count of jobs in flight and its cap."""
+    row = conn.execute(_IN_FLIGHT, {"_id": account_id}).first()
     return InFlight(row.jobs_in_flight, row.max_jobs_in_flight) if row else None
 
 
